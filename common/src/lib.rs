@@ -1,0 +1,219 @@
+//! What the injector (`injector-webhook/`) and the sidecar (`sidecar/`) must agree on.
+//!
+//! The injector writes a pod spec that the sidecar later reads through its
+//! environment and the shared volume; both sides name the same things here so
+//! that a rename cannot silently break the contract between them.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Labels and annotations read by the injector.
+pub mod annotations {
+    /// Namespace label that opts a namespace in (`enabled`), and pod label that opts a pod out (`false`).
+    pub const INJECT_LABEL: &str = "nfguard.io/inject";
+    /// `learn` | `alert` | `enforce`. Absent: learn, then alert once the learning period ends.
+    pub const MODE: &str = "nfguard.io/mode";
+    /// How long to learn before switching to alert (a duration such as `10m`, `1h30m`).
+    pub const LEARNING_PERIOD: &str = "nfguard.io/learning-period";
+    /// Comma-separated names of the containers to monitor. Absent: every app container.
+    pub const CONTAINERS: &str = "nfguard.io/containers";
+    /// JSON array: the entrypoint of images whose config cannot be read from a registry.
+    pub const ENTRYPOINT: &str = "nfguard.io/entrypoint";
+    /// `alert` | `deny` | `allow`: what to do with exec sessions outside the model.
+    pub const EXEC_SESSIONS: &str = "nfguard.io/exec-sessions";
+    /// Written by the injector: what was injected, by which version.
+    pub const STATUS: &str = "nfguard.io/status";
+}
+
+/// Where things live inside an injected pod.
+pub mod paths {
+    /// Mount point of the shared emptyDir in the sidecar and in every monitored container.
+    pub const SHARED_DIR: &str = "/nfguard";
+    /// Name of the shared emptyDir volume.
+    pub const SHARED_VOLUME: &str = "nfguard";
+    /// The static launcher, copied there by the sidecar before any monitored container starts.
+    pub const LAUNCHER: &str = "/nfguard/bin/nfguard-launch";
+    /// The supervisor's unix socket; each launcher (keeper) connects to it and hands over its listener.
+    pub const SOCKET: &str = "/nfguard/supervisor.sock";
+    /// The sidecar writes this file once it is ready to take listeners (startup probe).
+    pub const READY: &str = "/nfguard/ready";
+    /// Name of the sidecar container.
+    pub const SIDECAR_CONTAINER: &str = "nfguard";
+}
+
+/// Environment variables the injector sets on the sidecar and on monitored containers.
+pub mod env {
+    pub const MODE: &str = "NFGUARD_MODE";
+    pub const LEARNING_PERIOD: &str = "NFGUARD_LEARNING_PERIOD";
+    pub const EXEC_SESSIONS: &str = "NFGUARD_EXEC_SESSIONS";
+    pub const POD_NAME: &str = "NFGUARD_POD_NAME";
+    pub const POD_NAMESPACE: &str = "NFGUARD_POD_NAMESPACE";
+    pub const POD_UID: &str = "NFGUARD_POD_UID";
+    pub const NODE_NAME: &str = "NFGUARD_NODE_NAME";
+    /// JSON object: monitored container name -> image.
+    pub const CONTAINER_IMAGES: &str = "NFGUARD_CONTAINER_IMAGES";
+    /// Set on a monitored container: its own name, passed by the launcher to the supervisor.
+    pub const CONTAINER_NAME: &str = "NFGUARD_CONTAINER";
+    /// Address of the sidecar's HTTP API (health, model, events).
+    pub const API_ADDR: &str = "NFGUARD_API_ADDR";
+    /// Socket path, for the launcher and the supervisor.
+    pub const SOCKET: &str = "NFGUARD_SOCKET";
+}
+
+/// What nfguard does with an action outside the learned model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Allow everything and record it into the model.
+    Learn,
+    /// Allow everything and emit an event for each action outside the model.
+    Alert,
+    /// Deny each action outside the model and emit an event.
+    Enforce,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Learn, Mode::Alert, Mode::Enforce];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Learn => "learn",
+            Mode::Alert => "alert",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value that is not one of the allowed words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected one of {allowed}")]
+pub struct BadValue {
+    pub what: &'static str,
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+impl FromStr for Mode {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "learn" => Ok(Mode::Learn),
+            "alert" => Ok(Mode::Alert),
+            "enforce" => Ok(Mode::Enforce),
+            _ => Err(BadValue {
+                what: "mode",
+                value: s.to_string(),
+                allowed: "learn, alert, enforce",
+            }),
+        }
+    }
+}
+
+/// Policy for processes entering the pod from outside the launcher (`kubectl exec`, probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecSessions {
+    /// Flag sessions outside the model (the default).
+    #[default]
+    Alert,
+    /// In enforce mode, refuse or kill sessions outside the model.
+    Deny,
+    /// Break-glass: allow every session, still log it.
+    Allow,
+}
+
+impl ExecSessions {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecSessions::Alert => "alert",
+            ExecSessions::Deny => "deny",
+            ExecSessions::Allow => "allow",
+        }
+    }
+}
+
+impl FromStr for ExecSessions {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "alert" => Ok(ExecSessions::Alert),
+            "deny" => Ok(ExecSessions::Deny),
+            "allow" => Ok(ExecSessions::Allow),
+            _ => Err(BadValue {
+                what: "exec-sessions policy",
+                value: s.to_string(),
+                allowed: "alert, deny, allow",
+            }),
+        }
+    }
+}
+
+/// A duration that is not of the form `90s`, `10m`, `1h30m`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: expected a number followed by s, m or h (for example 90s, 10m, 1h30m)")]
+pub struct BadDuration(pub String);
+
+/// Parses durations such as `45s`, `10m`, `1h30m`, `2h` (what operators write in annotations).
+pub fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
+    let bad = || BadDuration(text.to_string());
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut saw_unit = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+        saw_unit = true;
+    }
+    if !number.is_empty() || !saw_unit {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_round_trip_and_bad_values_name_the_choices() {
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>().unwrap(), m);
+        }
+        let err = "Enforce".parse::<Mode>().unwrap_err().to_string();
+        assert!(err.contains("learn, alert, enforce"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_like_operators_write_them() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        for bad in ["", "10", "m", "10x", "-5m", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! nfguard injector (placeholder while the webhook is built).
+#![forbid(unsafe_code)]

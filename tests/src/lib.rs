@@ -1,0 +1,2 @@
+//! Helpers for the cross-part tests in `tests/tests/`.
+#![forbid(unsafe_code)]
