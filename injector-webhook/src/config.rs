@@ -1,0 +1,61 @@
+//! What the operator configures on the injector (command-line flags), as plain data so that
+//! [`crate::mutate`] stays a pure function of (pod, config, image configs).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Default sidecar image (a locally built development image).
+pub const DEFAULT_SIDECAR_IMAGE: &str = "localhost/nfguard-sidecar:dev";
+/// Address of the sidecar's HTTP API inside the pod (loopback: only the pod can reach it).
+pub const SIDECAR_API_ADDR: &str = "127.0.0.1:9901";
+/// Default learning period when the pod does not set `nfguard.io/learning-period`.
+pub const DEFAULT_LEARNING_PERIOD: &str = "10m";
+/// Namespaces never injected, whatever their labels say: the control plane, and nfguard's own.
+pub const EXCLUDED_NAMESPACES: [&str; 4] =
+    ["kube-system", "kube-public", "kube-node-lease", "nfguard-system"];
+
+/// Resource requests and limits of the sidecar container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarResources {
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub cpu_limit: String,
+    pub memory_limit: String,
+}
+
+impl Default for SidecarResources {
+    fn default() -> Self {
+        Self {
+            cpu_request: "20m".into(),
+            memory_request: "32Mi".into(),
+            cpu_limit: "500m".into(),
+            memory_limit: "128Mi".into(),
+        }
+    }
+}
+
+/// Injector configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Image of the `nfguard` sidecar container.
+    pub sidecar_image: String,
+    /// Put the sidecar first in `containers` (clusters before 1.29, no native sidecars).
+    pub classic_sidecar: bool,
+    pub resources: SidecarResources,
+    /// Registries (`HOST:PORT`) spoken to over plain HTTP. Loopback registries always are.
+    pub insecure_registries: BTreeSet<String>,
+    /// Bound on the whole entrypoint resolution of one pod (all its images).
+    pub registry_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sidecar_image: DEFAULT_SIDECAR_IMAGE.into(),
+            classic_sidecar: false,
+            resources: SidecarResources::default(),
+            insecure_registries: BTreeSet::new(),
+            registry_timeout: Duration::from_secs(3),
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The pure heart of the injector: given a pod (as the API server sends it), the injector's
+//! configuration and the image configs already fetched, decide what happens to the pod and
+//! write the JSON Patch (RFC 6902) that puts it under nfguard.
+//!
+//! The patch is written operation by operation instead of diffing two documents: each
+//! operation says what nfguard changed, the webhook never removes a field it does not know
+//! (a typed round trip would), and a reviewer can read the patch. Operations on container
+//! indexes come before the one insertion into `containers` (classic sidecar mode) so that
+//! indexes stay valid while the patch applies.
+//!
+//! What an injected pod looks like is the contract with the sidecar (`sidecar/`): see the
+//! crate README, and `nfguard_common::{paths, env}` for the names.
+
+use std::collections::{BTreeMap, HashMap};
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use nfguard_common::{annotations, env, paths, Mode};
+use serde_json::{json, Value};
+
+use crate::config::{Config, EXCLUDED_NAMESPACES, SIDECAR_API_ADDR};
+use crate::image::ImageConfig;
+use crate::options::PodOptions;
+
+/// Path of the supervisor binary in the sidecar image.
+pub const SIDECAR_BINARY: &str = "/usr/bin/nfguard";
+
+/// Image configs fetched for a pod, by image reference as written in the pod
+/// (`Err`: why it could not be read).
+pub type ImageConfigs = HashMap<String, Result<ImageConfig, String>>;
+
+/// Why a pod was admitted unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The pod carries `nfguard.io/inject=false`.
+    OptedOut,
+    /// The pod's namespace is never injected (control plane, nfguard-system).
+    ExcludedNamespace,
+    /// The pod already carries the sidecar (a reinvocation or a re-applied manifest).
+    AlreadyInjected,
+    /// `hostPID: true`: the sidecar's view of PIDs would be the node's.
+    HostPid,
+    /// No app containers to monitor.
+    NoContainers,
+    /// Some monitored container's entrypoint could not be found.
+    EntrypointUnresolved,
+    /// The pod already uses the name or path nfguard needs.
+    Conflict,
+    /// The object is not a pod the injector can read.
+    Unreadable,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::OptedOut => "opted_out",
+            SkipReason::ExcludedNamespace => "excluded_namespace",
+            SkipReason::AlreadyInjected => "already_injected",
+            SkipReason::HostPid => "host_pid",
+            SkipReason::NoContainers => "no_containers",
+            SkipReason::EntrypointUnresolved => "entrypoint_unresolved",
+            SkipReason::Conflict => "conflict",
+            SkipReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// What to do with a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Admit with this patch.
+    Inject {
+        patch: Patch,
+        /// Names of the monitored (wrapped) containers.
+        containers: Vec<String>,
+        warnings: Vec<String>,
+    },
+    /// Admit unchanged.
+    Skip {
+        reason: SkipReason,
+        warnings: Vec<String>,
+    },
+    /// Refuse the pod (bad annotations, or enforce mode and nfguard cannot be put in place).
+    Deny { message: String },
+}
+
+/// A pod the injector has read and decided to inject, pending image configs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pod: Pod,
+    has_metadata: bool,
+    options: PodOptions,
+    /// Indexes into `spec.containers`.
+    monitored: Vec<usize>,
+}
+
+fn skip(reason: SkipReason, warning: Option<String>) -> Outcome {
+    Outcome::Skip {
+        reason,
+        warnings: warning.into_iter().collect(),
+    }
+}
+
+/// Reads the pod and decides whether to inject it; `Err` is the final outcome (skip or deny).
+///
+/// `namespace` is the request's namespace (the object's own is often empty at CREATE).
+pub fn plan(pod_json: &Value, namespace: Option<&str>) -> Result<Plan, Outcome> {
+    let pod: Pod = serde_json::from_value(pod_json.clone()).map_err(|e| {
+        skip(
+            SkipReason::Unreadable,
+            Some(format!("nfguard: pod not injected: cannot read it as a v1 Pod: {e}")),
+        )
+    })?;
+    let meta = &pod.metadata;
+    let labels = meta.labels.clone().unwrap_or_default();
+    if labels.get(annotations::INJECT_LABEL).map(String::as_str) == Some("false") {
+        return Err(skip(SkipReason::OptedOut, None));
+    }
+    let ns = namespace.or(meta.namespace.as_deref()).unwrap_or("");
+    if EXCLUDED_NAMESPACES.contains(&ns) {
+        return Err(skip(SkipReason::ExcludedNamespace, None));
+    }
+    let annots = meta.annotations.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let sidecar_present = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| c.name == paths::SIDECAR_CONTAINER);
+    if annots.contains_key(annotations::STATUS) || sidecar_present {
+        return Err(skip(SkipReason::AlreadyInjected, None));
+    }
+    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    let options = PodOptions::parse(&annots, &names).map_err(|e| Outcome::Deny {
+        message: format!("nfguard: {e}"),
+    })?;
+    let refuse = |reason: SkipReason, why: String| {
+        if options.enforce() {
+            Outcome::Deny {
+                message: format!("nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"),
+            }
+        } else {
+            skip(reason, Some(format!("nfguard: pod not injected: {why}")))
+        }
+    };
+    if spec.host_pid == Some(true) {
+        return Err(refuse(
+            SkipReason::HostPid,
+            "hostPID: true (the sidecar must share the pod's own PID namespace)".into(),
+        ));
+    }
+    if spec.containers.is_empty() {
+        return Err(skip(SkipReason::NoContainers, None));
+    }
+    let in_use = spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == paths::SHARED_VOLUME)
+        || spec.containers.iter().any(|c| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path.trim_end_matches('/') == paths::SHARED_DIR)
+        });
+    if in_use {
+        return Err(refuse(
+            SkipReason::Conflict,
+            format!(
+                "the pod already uses the volume name {:?} or the path {}",
+                paths::SHARED_VOLUME,
+                paths::SHARED_DIR
+            ),
+        ));
+    }
+    let monitored: Vec<usize> = match &options.containers {
+        None => (0..spec.containers.len()).collect(),
+        Some(list) => (0..spec.containers.len())
+            .filter(|&i| list.contains(&spec.containers[i].name))
+            .collect(),
+    };
+    Ok(Plan {
+        has_metadata: pod_json.get("metadata").is_some_and(Value::is_object),
+        pod,
+        options,
+        monitored,
+    })
+}
+
+fn is_wrapped(command: &[String]) -> bool {
+    command.first().map(String::as_str) == Some(paths::LAUNCHER)
+}
+
+impl Plan {
+    pub fn options(&self) -> &PodOptions {
+        &self.options
+    }
+
+    fn containers(&self) -> &[Container] {
+        self.pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Images whose config must be read from a registry: monitored containers with no
+    /// `command` and no `nfguard.io/entrypoint` for them. Sorted, without duplicates.
+    pub fn images_to_resolve(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .monitored
+            .iter()
+            .map(|&i| &self.containers()[i])
+            .filter(|c| c.command.as_ref().is_none_or(Vec::is_empty))
+            .filter(|c| {
+                self.options
+                    .entrypoint
+                    .as_ref()
+                    .and_then(|e| e.for_container(&c.name))
+                    .is_none()
+            })
+            .filter_map(|c| c.image.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+fn ptr(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: ptr(tokens),
+        value,
+    })
+}
+
+/// The operations that append `items` to the array at `tokens` (creating it when absent).
+fn append(ops: &mut Vec<PatchOperation>, tokens: &[&str], exists: bool, items: Vec<Value>) {
+    if !exists {
+        ops.push(add(tokens, Value::Array(items)));
+        return;
+    }
+    let mut path = tokens.to_vec();
+    path.push("-");
+    for item in items {
+        ops.push(add(&path, item));
+    }
+}
+
+/// Decides the final outcome for a planned pod, with the image configs fetched for
+/// [`Plan::images_to_resolve`].
+pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
+    let opts = &plan.options;
+    let containers = plan.containers();
+    let pod_sc = plan.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let mut warnings = Vec::new();
+    let mut ops = Vec::new();
+    let mut unresolved = Vec::new();
+    let mut wrapped = Vec::new();
+    let mut uids: Vec<(String, Option<i64>)> = Vec::new();
+    let mut gid = None;
+    let mut non_root = false;
+
+    for &i in &plan.monitored {
+        let c = &containers[i];
+        let idx = i.to_string();
+        let base = ["spec", "containers", idx.as_str()];
+        let at = |field: &'static str| [base[0], base[1], base[2], field];
+        let image = c.image.clone().unwrap_or_default();
+        let csc = c.security_context.as_ref();
+        uids.push((
+            c.name.clone(),
+            csc.and_then(|s| s.run_as_user)
+                .or(pod_sc.and_then(|s| s.run_as_user)),
+        ));
+        gid = gid.or(csc.and_then(|s| s.run_as_group))
+            .or(pod_sc.and_then(|s| s.run_as_group));
+        non_root |= csc.and_then(|s| s.run_as_non_root).unwrap_or(false)
+            || pod_sc.and_then(|s| s.run_as_non_root).unwrap_or(false);
+
+        let launcher = |rest: &[String]| -> Value {
+            let mut v = vec![paths::LAUNCHER.to_string(), "--".to_string()];
+            v.extend(rest.iter().cloned());
+            json!(v)
+        };
+        let has_args = c.args.as_ref().is_some_and(|a| !a.is_empty());
+        match c.command.as_deref() {
+            Some(cmd) if is_wrapped(cmd) => {}
+            Some(cmd) if !cmd.is_empty() => ops.push(add(&at("command"), launcher(cmd))),
+            _ => {
+                if let Some(ep) = opts.entrypoint.as_ref().and_then(|e| e.for_container(&c.name)) {
+                    // The image's CMD is unknown here; setting `command` drops it, so the
+                    // container runs exactly the annotated entrypoint plus its own args.
+                    ops.push(add(&at("command"), launcher(ep)));
+                } else {
+                    match images.get(&image) {
+                        Some(Ok(ic)) if !ic.entrypoint.is_empty() || !ic.cmd.is_empty() || has_args => {
+                            ops.push(add(&at("command"), launcher(&ic.entrypoint)));
+                            // Setting `command` makes the runtime ignore the image's CMD:
+                            // carry it over as `args` when the pod gives none.
+                            if !has_args && !ic.cmd.is_empty() {
+                                ops.push(add(&at("args"), json!(ic.cmd)));
+                            }
+                        }
+                        Some(Ok(_)) => unresolved.push(format!(
+                            "container {:?}: image {image} has neither Entrypoint nor Cmd and the pod sets no command",
+                            c.name
+                        )),
+                        Some(Err(e)) => unresolved.push(format!(
+                            "container {:?}: entrypoint of image {image} unknown ({e}); set {} or command",
+                            c.name,
+                            annotations::ENTRYPOINT
+                        )),
+                        None => unresolved.push(format!(
+                            "container {:?}: entrypoint of image {image} was not resolved; set {} or command",
+                            c.name,
+                            annotations::ENTRYPOINT
+                        )),
+                    }
+                }
+            }
+        }
+        let env_items = vec![
+            json!({"name": env::CONTAINER_NAME, "value": c.name}),
+            json!({"name": env::SOCKET, "value": paths::SOCKET}),
+        ];
+        append(&mut ops, &at("env"), c.env.is_some(), env_items);
+        append(
+            &mut ops,
+            &at("volumeMounts"),
+            c.volume_mounts.is_some(),
+            vec![json!({"name": paths::SHARED_VOLUME, "mountPath": paths::SHARED_DIR, "readOnly": true})],
+        );
+        wrapped.push(c.name.clone());
+    }
+
+    if !unresolved.is_empty() {
+        let why = unresolved.join("; ");
+        return if opts.enforce() {
+            Outcome::Deny {
+                message: format!("nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"),
+            }
+        } else {
+            let mut w = vec![format!("nfguard: pod not injected: {why}")];
+            w.extend(warnings);
+            Outcome::Skip {
+                reason: SkipReason::EntrypointUnresolved,
+                warnings: w,
+            }
+        };
+    }
+
+    // The supervisor reads the NF's memory, which needs the NF's uid (ptrace access mode).
+    let mut known: Vec<i64> = uids.iter().filter_map(|(_, u)| *u).collect();
+    known.dedup();
+    let uid = known.first().copied();
+    if known.len() > 1 || (uid.is_some() && uids.iter().any(|(_, u)| u.is_none())) {
+        let list: Vec<String> = uids
+            .iter()
+            .map(|(n, u)| format!("{n}={}", u.map_or("image default".into(), |u| u.to_string())))
+            .collect();
+        warnings.push(format!(
+            "nfguard: monitored containers run as different uids ({}); the sidecar runs as {} and may not read the others' memory",
+            list.join(", "),
+            uid.map_or("its image's user".into(), |u| u.to_string())
+        ));
+    } else if uid.is_none() {
+        warnings.push("nfguard: monitored containers set no runAsUser; set one so that the sidecar runs as the same uid and can read their memory".into());
+    }
+
+    let spec = plan.pod.spec.clone().unwrap_or_default();
+    let images_env: BTreeMap<&str, &str> = plan
+        .monitored
+        .iter()
+        .map(|&i| (containers[i].name.as_str(), containers[i].image.as_deref().unwrap_or("")))
+        .collect();
+    let sidecar = sidecar_container(cfg, opts, &images_env, uid, gid, non_root);
+
+    if spec.share_process_namespace == Some(false) {
+        warnings.push("nfguard: shareProcessNamespace: false replaced by true (the sidecar must see the pod's processes)".into());
+    }
+    if spec.share_process_namespace != Some(true) {
+        ops.push(add(&["spec", "shareProcessNamespace"], json!(true)));
+    }
+    append(
+        &mut ops,
+        &["spec", "volumes"],
+        spec.volumes.is_some(),
+        vec![json!({"name": paths::SHARED_VOLUME, "emptyDir": {}})],
+    );
+    if cfg.classic_sidecar {
+        ops.push(add(&["spec", "containers", "0"], sidecar));
+    } else if spec.init_containers.is_some() {
+        ops.push(add(&["spec", "initContainers", "0"], sidecar));
+    } else {
+        ops.push(add(&["spec", "initContainers"], json!([sidecar])));
+    }
+
+    let status = json!({
+        "version": crate::VERSION,
+        "sidecarImage": cfg.sidecar_image,
+        "containers": wrapped,
+        "mode": opts.mode.map_or("default", Mode::as_str),
+        "nativeSidecar": !cfg.classic_sidecar,
+    })
+    .to_string();
+    if !plan.has_metadata {
+        ops.push(add(&["metadata"], json!({})));
+    }
+    if plan.pod.metadata.annotations.is_some() {
+        ops.push(add(&["metadata", "annotations", annotations::STATUS], json!(status)));
+    } else {
+        ops.push(add(&["metadata", "annotations"], json!({ annotations::STATUS: status })));
+    }
+
+    Outcome::Inject {
+        patch: Patch(ops),
+        containers: wrapped,
+        warnings,
+    }
+}
+
+/// The `nfguard` container.
+fn sidecar_container(
+    cfg: &Config,
+    opts: &PodOptions,
+    images: &BTreeMap<&str, &str>,
+    uid: Option<i64>,
+    gid: Option<i64>,
+    non_root: bool,
+) -> Value {
+    let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
+    // The sidecar learns for the learning period, then runs in NFGUARD_MODE. With no
+    // nfguard.io/mode that is alert (the documented default: learn, then alert).
+    let mode = opts.mode.unwrap_or(Mode::Alert);
+    let envs = json!([
+        {"name": env::MODE, "value": mode.as_str()},
+        {"name": env::LEARNING_PERIOD, "value": opts.learning_period},
+        {"name": env::EXEC_SESSIONS, "value": opts.exec_sessions.as_str()},
+        field(env::POD_NAME, "metadata.name"),
+        field(env::POD_NAMESPACE, "metadata.namespace"),
+        field(env::POD_UID, "metadata.uid"),
+        field(env::NODE_NAME, "spec.nodeName"),
+        {"name": env::CONTAINER_IMAGES, "value": serde_json::to_string(images).unwrap_or_default()},
+        {"name": env::API_ADDR, "value": SIDECAR_API_ADDR},
+        {"name": env::SOCKET, "value": paths::SOCKET},
+    ]);
+    let mut sc = json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": true,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    });
+    if let Some(u) = uid {
+        sc["runAsUser"] = json!(u);
+        if u != 0 {
+            sc["runAsNonRoot"] = json!(true);
+        }
+    } else if non_root {
+        sc["runAsNonRoot"] = json!(true);
+    }
+    if let Some(g) = gid {
+        sc["runAsGroup"] = json!(g);
+    }
+    let r = &cfg.resources;
+    let mut c = json!({
+        "name": paths::SIDECAR_CONTAINER,
+        "image": cfg.sidecar_image,
+        "command": [SIDECAR_BINARY, "sidecar"],
+        "env": envs,
+        "resources": {
+            "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
+            "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
+        },
+        "securityContext": sc,
+        "startupProbe": {
+            "exec": {"command": [SIDECAR_BINARY, "health"]},
+            "periodSeconds": 1,
+            "failureThreshold": 30,
+        },
+        "volumeMounts": [{"name": paths::SHARED_VOLUME, "mountPath": paths::SHARED_DIR}],
+    });
+    if cfg.classic_sidecar {
+        // Without native sidecars nothing makes the app containers wait for the startup
+        // probe; the kubelet does wait for a postStart hook before starting the next
+        // container, so the hook blocks until the supervisor is ready.
+        c["lifecycle"] = json!({"postStart": {"exec": {"command": [SIDECAR_BINARY, "health", "--wait"]}}});
+    } else {
+        c["restartPolicy"] = json!("Always");
+    }
+    c
+}
