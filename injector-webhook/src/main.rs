@@ -1,1 +1,209 @@
-fn main() {}
+//! `nfguard-injector`: the admission webhook (`serve`) and offline injection (`inject`).
+//! Thin on purpose: flags become a [`nfguard_injector::Config`], the library does the rest.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use nfguard_injector::config::{SidecarResources, DEFAULT_SIDECAR_IMAGE};
+use nfguard_injector::review::Injector;
+use nfguard_injector::{server, tls, Config};
+
+/// sysexits EX_USAGE: bad flags or configuration, nothing was started.
+const EX_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "nfguard-injector", version, about = "Injects the nfguard sidecar into pods: admission webhook or offline.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the mutating admission webhook over HTTPS.
+    Serve(ServeArgs),
+    /// Inject workloads in a YAML file (or `-` for stdin) and print the result.
+    Inject(InjectArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// PEM certificate chain (reloaded when it changes).
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// PEM private key.
+    #[arg(long)]
+    tls_key: PathBuf,
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// How often to check the certificate files for changes.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    cert_reload_interval: Duration,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct InjectArgs {
+    /// YAML file, or `-` for stdin.
+    #[arg(short = 'f', long = "filename")]
+    file: String,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Image of the nfguard sidecar.
+    #[arg(long, default_value = DEFAULT_SIDECAR_IMAGE)]
+    sidecar_image: String,
+    /// Put the sidecar first in `containers` (clusters before 1.29, no native sidecars).
+    #[arg(long)]
+    classic_sidecar: bool,
+    /// Registry (HOST:PORT) to reach over plain HTTP; repeatable. Loopback always is.
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// Bound on reading the image configs of one pod (keep well under the webhook timeout).
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    registry_timeout: Duration,
+    #[arg(long, default_value = "20m")]
+    sidecar_cpu_request: String,
+    #[arg(long, default_value = "32Mi")]
+    sidecar_memory_request: String,
+    #[arg(long, default_value = "500m")]
+    sidecar_cpu_limit: String,
+    #[arg(long, default_value = "128Mi")]
+    sidecar_memory_limit: String,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    nfguard_common::parse_duration(s).map_err(|e| e.to_string())
+}
+
+impl CommonArgs {
+    fn config(&self) -> Config {
+        Config {
+            sidecar_image: self.sidecar_image.clone(),
+            classic_sidecar: self.classic_sidecar,
+            resources: SidecarResources {
+                cpu_request: self.sidecar_cpu_request.clone(),
+                memory_request: self.sidecar_memory_request.clone(),
+                cpu_limit: self.sidecar_cpu_limit.clone(),
+                memory_limit: self.sidecar_memory_limit.clone(),
+            },
+            insecure_registries: self.insecure_registry.iter().cloned().collect::<BTreeSet<_>>(),
+            registry_timeout: self.registry_timeout,
+        }
+    }
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("nfguard-injector: {msg}");
+    ExitCode::from(EX_USAGE)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nfguard-injector: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(a) => runtime.block_on(serve(a)),
+        Command::Inject(a) => runtime.block_on(inject(a)),
+    }
+}
+
+async fn serve(a: ServeArgs) -> ExitCode {
+    // Everything that can be wrong in the configuration is checked before binding.
+    let certs = match tls::CertStore::new(a.tls_cert.clone(), a.tls_key.clone()) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let injector = Arc::new(Injector::new(a.common.config()));
+    let listener = match tokio::net::TcpListener::bind(a.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nfguard-injector: cannot listen on {}: {e}", a.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(listen = %a.listen, sidecar_image = %injector.config.sidecar_image, "serving admission webhook");
+    certs.spawn_reloader(a.cert_reload_interval);
+    let stop = async {
+        #[cfg(unix)]
+        {
+            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                return;
+            }
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        r = server::serve(listener, certs, injector) => {
+            if let Err(e) = r {
+                eprintln!("nfguard-injector: server failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        _ = stop => tracing::info!("shutting down"),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn inject(a: InjectArgs) -> ExitCode {
+    let mut input = String::new();
+    let read = if a.file == "-" {
+        std::io::stdin().read_to_string(&mut input).map(|_| ())
+    } else {
+        std::fs::read_to_string(&a.file).map(|s| input = s)
+    };
+    if let Err(e) = read {
+        return usage_error(format_args!("cannot read {}: {e}", a.file));
+    }
+    let injector = Injector::new(a.common.config());
+    match injector.inject_yaml(&input).await {
+        Ok(out) => {
+            for w in &out.warnings {
+                eprintln!("nfguard-injector: {w}");
+            }
+            print!("{}", out.yaml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nfguard-injector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

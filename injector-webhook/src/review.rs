@@ -1,1 +1,205 @@
-//! todo
+//! AdmissionReview in, AdmissionReview out: decode or refuse with a reason, build the
+//! response from the request, run the same decision as `inject`, encode the patch as the
+//! API server wants it.
+//!
+//! Why the encoding is done by hand: `kube::core::admission::AdmissionResponse::patch` is a
+//! `Vec<u8>` that serde writes as an array of numbers, while admission.k8s.io/v1 wants a
+//! base64 string (`[]byte` in Go's JSON). The response is therefore turned into a JSON value
+//! and its `patch` replaced by the base64 text.
+
+use std::time::{Duration, Instant};
+
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::DynamicObject;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::mutate::{self, ImageConfigs, Outcome};
+use crate::registry::Resolver;
+
+/// Most distinct images a pod may need resolved; beyond, the pod is not injected (a pod with
+/// hundreds of images without command is not a network function, and each lookup costs time).
+const MAX_IMAGES: usize = 16;
+
+/// A request the webhook cannot answer with an AdmissionReview (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum BadReview {
+    #[error("body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("unsupported review {api_version}/{kind}: expected admission.k8s.io/v1 AdmissionReview")]
+    Version { api_version: String, kind: String },
+    #[error("not a valid AdmissionReview: {0}")]
+    Shape(#[source] serde_json::Error),
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    #[error("cannot encode the response: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// Everything a decision needs, shared by the webhook and `inject`.
+#[derive(Debug)]
+pub struct Injector {
+    pub config: Config,
+    pub resolver: Resolver,
+    pub metrics: Metrics,
+}
+
+impl Injector {
+    pub fn new(config: Config) -> Self {
+        Self {
+            resolver: Resolver::new(config.insecure_registries.clone()),
+            config,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The decision for one pod (or pod template shaped as a pod).
+    pub async fn decide(&self, pod: &Value, namespace: Option<&str>) -> Outcome {
+        let plan = match mutate::plan(pod, namespace) {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+        let images = plan.images_to_resolve();
+        let configs: ImageConfigs = if images.len() > MAX_IMAGES {
+            images
+                .iter()
+                .map(|i| (i.clone(), Err(format!("more than {MAX_IMAGES} images to look up"))))
+                .collect()
+        } else {
+            self.resolver
+                .resolve_all(&images, self.config.registry_timeout)
+                .await
+        };
+        mutate::mutate(&plan, &self.config, &configs)
+    }
+
+    /// Answers one AdmissionReview body.
+    pub async fn review(&self, body: &[u8]) -> Result<Vec<u8>, BadReview> {
+        let started = Instant::now();
+        self.metrics.request();
+        let result = self.review_inner(body).await;
+        if result.is_err() {
+            self.metrics.error();
+        }
+        self.metrics.observe(started.elapsed());
+        result
+    }
+
+    async fn review_inner(&self, body: &[u8]) -> Result<Vec<u8>, BadReview> {
+        let value: Value = serde_json::from_slice(body).map_err(BadReview::NotJson)?;
+        let api_version = value["apiVersion"].as_str().unwrap_or("").to_string();
+        let kind = value["kind"].as_str().unwrap_or("").to_string();
+        if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
+            return Err(BadReview::Version { api_version, kind });
+        }
+        let object = value["request"].get("object").cloned().filter(|o| !o.is_null());
+        let review: AdmissionReview<DynamicObject> =
+            serde_json::from_value(value).map_err(BadReview::Shape)?;
+        let req: AdmissionRequest<DynamicObject> =
+            review.try_into().map_err(|_| BadReview::NoRequest)?;
+        let resp = self.respond(&req, object).await;
+        encode(resp)
+    }
+
+    async fn respond(&self, req: &AdmissionRequest<DynamicObject>, object: Option<Value>) -> AdmissionResponse {
+        let mut resp = AdmissionResponse::from(req);
+        let warn = |mut r: AdmissionResponse, w: Vec<String>| {
+            if !w.is_empty() {
+                r.warnings = Some(w);
+            }
+            r
+        };
+        let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
+        if !is_pod || req.operation != Operation::Create || req.sub_resource.is_some() {
+            self.metrics.skip("not_pod_create");
+            return warn(resp, vec![format!(
+                "nfguard: nothing to do for {} {}{}",
+                operation_name(&req.operation),
+                req.kind.kind,
+                req.sub_resource.as_deref().map(|s| format!("/{s}")).unwrap_or_default()
+            )]);
+        }
+        let Some(object) = object else {
+            self.metrics.skip("no_object");
+            return warn(resp, vec!["nfguard: pod not injected: the review carries no object".into()]);
+        };
+        match self.decide(&object, req.namespace.as_deref()).await {
+            Outcome::Inject { patch, containers, warnings } => {
+                tracing::info!(namespace = ?req.namespace, name = %req.name, uid = %req.uid, ?containers, dry_run = req.dry_run, "injecting");
+                self.metrics.injection(req.dry_run);
+                resp = match resp.clone().with_patch(patch) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.metrics.error();
+                        return warn(resp, vec![format!("nfguard: pod not injected: cannot encode patch: {e}")]);
+                    }
+                };
+                warn(resp, warnings)
+            }
+            Outcome::Skip { reason, warnings } => {
+                tracing::info!(namespace = ?req.namespace, name = %req.name, reason = reason.as_str(), "not injected");
+                self.metrics.skip(reason.as_str());
+                warn(resp, warnings)
+            }
+            Outcome::Deny { message } => {
+                tracing::info!(namespace = ?req.namespace, name = %req.name, %message, "denied");
+                self.metrics.denial();
+                resp.deny(message)
+            }
+        }
+    }
+
+    /// Time budget of one review, for callers that want to bound it (registry + slack).
+    pub fn budget(&self) -> Duration {
+        self.config.registry_timeout + Duration::from_secs(2)
+    }
+}
+
+fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+fn encode(resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {
+    let patch = resp.patch.clone();
+    let mut out = serde_json::to_value(resp.into_review()).map_err(BadReview::Encode)?;
+    if let (Some(p), Some(r)) = (patch, out.get_mut("response")) {
+        r["patch"] = Value::String(base64(&p));
+    }
+    serde_json::to_vec(&out).map_err(BadReview::Encode)
+}
+
+/// Standard base64 with padding (RFC 4648 section 4), as Go's encoding/json writes `[]byte`.
+pub fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}
