@@ -11,8 +11,12 @@ pub const SIDECAR_API_ADDR: &str = "127.0.0.1:9901";
 /// Default learning period when the pod does not set `nfguard.io/learning-period`.
 pub const DEFAULT_LEARNING_PERIOD: &str = "10m";
 /// Namespaces never injected, whatever their labels say: the control plane, and nfguard's own.
-pub const EXCLUDED_NAMESPACES: [&str; 4] =
-    ["kube-system", "kube-public", "kube-node-lease", "nfguard-system"];
+pub const EXCLUDED_NAMESPACES: [&str; 4] = [
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "nfguard-system",
+];
 
 /// Resource requests and limits of the sidecar container.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -55,8 +55,9 @@ impl ImageRef {
         let valid_repo = !repository.is_empty()
             && repository.split('/').all(|c| {
                 !c.is_empty()
-                    && c.chars()
-                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                    && c.chars().all(|ch| {
+                        ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch)
+                    })
             });
         if !valid_repo || registry.is_empty() {
             return Err(bad());
@@ -95,8 +96,16 @@ impl ImageRef {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.reference.contains(':') { '@' } else { ':' };
-        write!(f, "{}/{}{}{}", self.registry, self.repository, sep, self.reference)
+        let sep = if self.reference.contains(':') {
+            '@'
+        } else {
+            ':'
+        };
+        write!(
+            f,
+            "{}/{}{}{}",
+            self.registry, self.repository, sep, self.reference
+        )
     }
 }
 
@@ -118,9 +127,23 @@ mod tests {
     #[test]
     fn references_parse_like_the_runtime_reads_them() {
         let r = ImageRef::parse("debian").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.reference.as_str()), (DOCKER_HUB, "library/debian", "latest"));
+        assert_eq!(
+            (
+                r.registry.as_str(),
+                r.repository.as_str(),
+                r.reference.as_str()
+            ),
+            (DOCKER_HUB, "library/debian", "latest")
+        );
         let r = ImageRef::parse("127.0.0.1:5000/nf/smf:v1").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.reference.as_str()), ("127.0.0.1:5000", "nf/smf", "v1"));
+        assert_eq!(
+            (
+                r.registry.as_str(),
+                r.repository.as_str(),
+                r.reference.as_str()
+            ),
+            ("127.0.0.1:5000", "nf/smf", "v1")
+        );
         assert!(r.is_loopback());
         let r = ImageRef::parse("public.ecr.aws/d9j1j8i6/oai-smf:latest").unwrap();
         assert_eq!(r.registry, "public.ecr.aws");

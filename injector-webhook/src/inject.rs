@@ -44,9 +44,12 @@ pub enum InjectError {
 pub fn template_pointer(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some(""),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            Some("/spec/template")
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => Some("/spec/template"),
         "CronJob" => Some("/spec/jobTemplate/spec/template"),
         _ => None,
     }
@@ -62,7 +65,12 @@ pub struct Injected {
 
 impl Injector {
     /// Injects one object in place (recursing into `List` items).
-    async fn inject_object(&self, obj: &mut Value, doc: usize, warnings: &mut Vec<String>) -> Result<(), InjectError> {
+    async fn inject_object(
+        &self,
+        obj: &mut Value,
+        doc: usize,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), InjectError> {
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
         let name = obj["metadata"]["name"]
             .as_str()
@@ -82,25 +90,46 @@ impl Injector {
         };
         let namespace = obj["metadata"]["namespace"].as_str().map(String::from);
         let Some(target) = obj.pointer_mut(pointer) else {
-            warnings.push(format!("document {doc} ({kind} {name}): no pod template at {pointer}"));
+            warnings.push(format!(
+                "document {doc} ({kind} {name}): no pod template at {pointer}"
+            ));
             return Ok(());
         };
         match self.decide(target, namespace.as_deref()).await {
-            Outcome::Inject { patch, warnings: w, .. } => {
+            Outcome::Inject {
+                patch, warnings: w, ..
+            } => {
                 json_patch::patch(target, &patch.0).map_err(|source| InjectError::Patch {
                     doc,
                     kind: kind.clone(),
                     name: name.clone(),
                     source,
                 })?;
-                warnings.extend(w.into_iter().map(|w| format!("document {doc} ({kind} {name}): {w}")));
+                warnings.extend(
+                    w.into_iter()
+                        .map(|w| format!("document {doc} ({kind} {name}): {w}")),
+                );
             }
-            Outcome::Skip { reason, warnings: w } => {
-                warnings.push(format!("document {doc} ({kind} {name}): not injected ({})", reason.as_str()));
-                warnings.extend(w.into_iter().map(|w| format!("document {doc} ({kind} {name}): {w}")));
+            Outcome::Skip {
+                reason,
+                warnings: w,
+            } => {
+                warnings.push(format!(
+                    "document {doc} ({kind} {name}): not injected ({})",
+                    reason.as_str()
+                ));
+                warnings.extend(
+                    w.into_iter()
+                        .map(|w| format!("document {doc} ({kind} {name}): {w}")),
+                );
             }
             Outcome::Deny { message } => {
-                return Err(InjectError::Denied { doc, kind, name, message });
+                return Err(InjectError::Denied {
+                    doc,
+                    kind,
+                    name,
+                    message,
+                });
             }
         }
         Ok(())
@@ -112,12 +141,17 @@ impl Injector {
         let mut docs = Vec::new();
         for (i, de) in serde_yaml::Deserializer::from_str(input).enumerate() {
             let doc = i + 1;
-            let mut value = Value::deserialize(de).map_err(|source| InjectError::Yaml { doc, source })?;
+            let mut value =
+                Value::deserialize(de).map_err(|source| InjectError::Yaml { doc, source })?;
             if value.is_null() {
                 continue;
             }
-            self.inject_object(&mut value, doc, &mut out.warnings).await?;
-            docs.push(serde_yaml::to_string(&value).map_err(|source| InjectError::Write { doc, source })?);
+            self.inject_object(&mut value, doc, &mut out.warnings)
+                .await?;
+            docs.push(
+                serde_yaml::to_string(&value)
+                    .map_err(|source| InjectError::Write { doc, source })?,
+            );
         }
         out.yaml = docs.join("---\n");
         Ok(out)

@@ -19,7 +19,11 @@ use nfguard_injector::{server, tls, Config};
 const EX_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "nfguard-injector", version, about = "Injects the nfguard sidecar into pods: admission webhook or offline.")]
+#[command(
+    name = "nfguard-injector",
+    version,
+    about = "Injects the nfguard sidecar into pods: admission webhook or offline."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +102,11 @@ impl CommonArgs {
                 cpu_limit: self.sidecar_cpu_limit.clone(),
                 memory_limit: self.sidecar_memory_limit.clone(),
             },
-            insecure_registries: self.insecure_registry.iter().cloned().collect::<BTreeSet<_>>(),
+            insecure_registries: self
+                .insecure_registry
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
             registry_timeout: self.registry_timeout,
         }
     }
@@ -128,7 +136,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("nfguard-injector: cannot start the async runtime: {e}");
@@ -160,7 +171,9 @@ async fn serve(a: ServeArgs) -> ExitCode {
     let stop = async {
         #[cfg(unix)]
         {
-            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}

@@ -30,7 +30,11 @@ impl Metrics {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
     pub fn injection(&self, dry_run: bool) {
-        let c = if dry_run { &self.dry_run_injections } else { &self.injections };
+        let c = if dry_run {
+            &self.dry_run_injections
+        } else {
+            &self.injections
+        };
         c.fetch_add(1, Ordering::Relaxed);
     }
     pub fn denial(&self) {
@@ -52,8 +56,10 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            d.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// The Prometheus text exposition.
@@ -63,11 +69,31 @@ impl Metrics {
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter("nfguard_injector_requests_total", "Admission reviews received.", get(&self.requests));
-        counter("nfguard_injector_injections_total", "Pods injected.", get(&self.injections));
-        counter("nfguard_injector_dry_run_injections_total", "Dry-run pods that would be injected.", get(&self.dry_run_injections));
-        counter("nfguard_injector_denials_total", "Pods refused.", get(&self.denials));
-        counter("nfguard_injector_errors_total", "Bad requests and internal errors.", get(&self.errors));
+        counter(
+            "nfguard_injector_requests_total",
+            "Admission reviews received.",
+            get(&self.requests),
+        );
+        counter(
+            "nfguard_injector_injections_total",
+            "Pods injected.",
+            get(&self.injections),
+        );
+        counter(
+            "nfguard_injector_dry_run_injections_total",
+            "Dry-run pods that would be injected.",
+            get(&self.dry_run_injections),
+        );
+        counter(
+            "nfguard_injector_denials_total",
+            "Pods refused.",
+            get(&self.denials),
+        );
+        counter(
+            "nfguard_injector_errors_total",
+            "Bad requests and internal errors.",
+            get(&self.errors),
+        );
         let _ = writeln!(s, "# HELP nfguard_injector_skips_total Pods admitted unchanged, by reason.\n# TYPE nfguard_injector_skips_total counter");
         if let Ok(m) = self.skips.lock() {
             for (reason, v) in m.iter() {
@@ -75,7 +101,10 @@ impl Metrics {
             }
         }
         let name = "nfguard_injector_admission_duration_seconds";
-        let _ = writeln!(s, "# HELP {name} Time to answer an admission review.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time to answer an admission review.\n# TYPE {name} histogram"
+        );
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(s, "{name}_bucket{{le=\"{b}\"}} {}", get(&self.buckets[i]));
         }

@@ -109,7 +109,9 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>) -> Result<Plan, Outcome> 
     let pod: Pod = serde_json::from_value(pod_json.clone()).map_err(|e| {
         skip(
             SkipReason::Unreadable,
-            Some(format!("nfguard: pod not injected: cannot read it as a v1 Pod: {e}")),
+            Some(format!(
+                "nfguard: pod not injected: cannot read it as a v1 Pod: {e}"
+            )),
         )
     })?;
     let meta = &pod.metadata;
@@ -138,7 +140,9 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>) -> Result<Plan, Outcome> 
     let refuse = |reason: SkipReason, why: String| {
         if options.enforce() {
             Outcome::Deny {
-                message: format!("nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"),
+                message: format!(
+                    "nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"
+                ),
             }
         } else {
             skip(reason, Some(format!("nfguard: pod not injected: {why}")))
@@ -257,7 +261,11 @@ fn append(ops: &mut Vec<PatchOperation>, tokens: &[&str], exists: bool, items: V
 pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
     let opts = &plan.options;
     let containers = plan.containers();
-    let pod_sc = plan.pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let pod_sc = plan
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref());
     let mut warnings = Vec::new();
     let mut ops = Vec::new();
     let mut unresolved = Vec::new();
@@ -278,7 +286,8 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
             csc.and_then(|s| s.run_as_user)
                 .or(pod_sc.and_then(|s| s.run_as_user)),
         ));
-        gid = gid.or(csc.and_then(|s| s.run_as_group))
+        gid = gid
+            .or(csc.and_then(|s| s.run_as_group))
             .or(pod_sc.and_then(|s| s.run_as_group));
         non_root |= csc.and_then(|s| s.run_as_non_root).unwrap_or(false)
             || pod_sc.and_then(|s| s.run_as_non_root).unwrap_or(false);
@@ -293,7 +302,11 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
             Some(cmd) if is_wrapped(cmd) => {}
             Some(cmd) if !cmd.is_empty() => ops.push(add(&at("command"), launcher(cmd))),
             _ => {
-                if let Some(ep) = opts.entrypoint.as_ref().and_then(|e| e.for_container(&c.name)) {
+                if let Some(ep) = opts
+                    .entrypoint
+                    .as_ref()
+                    .and_then(|e| e.for_container(&c.name))
+                {
                     // The image's CMD is unknown here; setting `command` drops it, so the
                     // container runs exactly the annotated entrypoint plus its own args.
                     ops.push(add(&at("command"), launcher(ep)));
@@ -334,7 +347,9 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
             &mut ops,
             &at("volumeMounts"),
             c.volume_mounts.is_some(),
-            vec![json!({"name": paths::SHARED_VOLUME, "mountPath": paths::SHARED_DIR, "readOnly": true})],
+            vec![
+                json!({"name": paths::SHARED_VOLUME, "mountPath": paths::SHARED_DIR, "readOnly": true}),
+            ],
         );
         wrapped.push(c.name.clone());
     }
@@ -343,7 +358,9 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         let why = unresolved.join("; ");
         return if opts.enforce() {
             Outcome::Deny {
-                message: format!("nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"),
+                message: format!(
+                    "nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"
+                ),
             }
         } else {
             let mut w = vec![format!("nfguard: pod not injected: {why}")];
@@ -362,7 +379,12 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
     if known.len() > 1 || (uid.is_some() && uids.iter().any(|(_, u)| u.is_none())) {
         let list: Vec<String> = uids
             .iter()
-            .map(|(n, u)| format!("{n}={}", u.map_or("image default".into(), |u| u.to_string())))
+            .map(|(n, u)| {
+                format!(
+                    "{n}={}",
+                    u.map_or("image default".into(), |u| u.to_string())
+                )
+            })
             .collect();
         warnings.push(format!(
             "nfguard: monitored containers run as different uids ({}); the sidecar runs as {} and may not read the others' memory",
@@ -377,7 +399,12 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
     let images_env: BTreeMap<&str, &str> = plan
         .monitored
         .iter()
-        .map(|&i| (containers[i].name.as_str(), containers[i].image.as_deref().unwrap_or("")))
+        .map(|&i| {
+            (
+                containers[i].name.as_str(),
+                containers[i].image.as_deref().unwrap_or(""),
+            )
+        })
         .collect();
     let sidecar = sidecar_container(cfg, opts, &images_env, uid, gid, non_root);
 
@@ -413,9 +440,15 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         ops.push(add(&["metadata"], json!({})));
     }
     if plan.pod.metadata.annotations.is_some() {
-        ops.push(add(&["metadata", "annotations", annotations::STATUS], json!(status)));
+        ops.push(add(
+            &["metadata", "annotations", annotations::STATUS],
+            json!(status),
+        ));
     } else {
-        ops.push(add(&["metadata", "annotations"], json!({ annotations::STATUS: status })));
+        ops.push(add(
+            &["metadata", "annotations"],
+            json!({ annotations::STATUS: status }),
+        ));
     }
 
     Outcome::Inject {
@@ -489,7 +522,8 @@ fn sidecar_container(
         // Without native sidecars nothing makes the app containers wait for the startup
         // probe; the kubelet does wait for a postStart hook before starting the next
         // container, so the hook blocks until the supervisor is ready.
-        c["lifecycle"] = json!({"postStart": {"exec": {"command": [SIDECAR_BINARY, "health", "--wait"]}}});
+        c["lifecycle"] =
+            json!({"postStart": {"exec": {"command": [SIDECAR_BINARY, "health", "--wait"]}}});
     } else {
         c["restartPolicy"] = json!("Always");
     }

@@ -66,23 +66,30 @@ impl PodOptions {
         };
         let mode = match annots.get(annotations::MODE) {
             None => None,
-            Some(v) => Some(
-                v.trim()
-                    .parse::<Mode>()
-                    .map_err(|e| bad(annotations::MODE, v, format!("expected one of {}", e.allowed)))?,
-            ),
+            Some(v) => Some(v.trim().parse::<Mode>().map_err(|e| {
+                bad(
+                    annotations::MODE,
+                    v,
+                    format!("expected one of {}", e.allowed),
+                )
+            })?),
         };
         let learning_period = match annots.get(annotations::LEARNING_PERIOD) {
             None => DEFAULT_LEARNING_PERIOD.to_string(),
             Some(v) => {
-                parse_duration(v).map_err(|e| bad(annotations::LEARNING_PERIOD, v, e.to_string()))?;
+                parse_duration(v)
+                    .map_err(|e| bad(annotations::LEARNING_PERIOD, v, e.to_string()))?;
                 v.trim().to_string()
             }
         };
         let exec_sessions = match annots.get(annotations::EXEC_SESSIONS) {
             None => ExecSessions::default(),
             Some(v) => v.trim().parse::<ExecSessions>().map_err(|e| {
-                bad(annotations::EXEC_SESSIONS, v, format!("expected one of {}", e.allowed))
+                bad(
+                    annotations::EXEC_SESSIONS,
+                    v,
+                    format!("expected one of {}", e.allowed),
+                )
             })?,
         };
         let containers = match annots.get(annotations::CONTAINERS) {
@@ -160,7 +167,10 @@ mod tests {
     use super::*;
 
     fn annots(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -176,22 +186,39 @@ mod tests {
     fn unknown_values_name_the_annotation_and_the_choices() {
         let e = PodOptions::parse(&annots(&[("nfguard.io/mode", "block")]), &["a"]).unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("nfguard.io/mode") && s.contains("learn, alert, enforce"), "{s}");
-        let e = PodOptions::parse(&annots(&[("nfguard.io/exec-sessions", "x")]), &["a"]).unwrap_err();
+        assert!(
+            s.contains("nfguard.io/mode") && s.contains("learn, alert, enforce"),
+            "{s}"
+        );
+        let e =
+            PodOptions::parse(&annots(&[("nfguard.io/exec-sessions", "x")]), &["a"]).unwrap_err();
         assert!(e.to_string().contains("alert, deny, allow"));
-        let e = PodOptions::parse(&annots(&[("nfguard.io/learning-period", "ten")]), &["a"]).unwrap_err();
+        let e = PodOptions::parse(&annots(&[("nfguard.io/learning-period", "ten")]), &["a"])
+            .unwrap_err();
         assert!(e.to_string().contains("nfguard.io/learning-period"));
         let e = PodOptions::parse(&annots(&[("nfguard.io/containers", "b")]), &["a"]).unwrap_err();
         assert!(e.to_string().contains("no app container named \"b\""));
-        let e = PodOptions::parse(&annots(&[("nfguard.io/entrypoint", "/bin/nf")]), &["a"]).unwrap_err();
+        let e = PodOptions::parse(&annots(&[("nfguard.io/entrypoint", "/bin/nf")]), &["a"])
+            .unwrap_err();
         assert!(e.to_string().contains("JSON array"));
     }
 
     #[test]
     fn entrypoint_is_an_array_or_a_map_by_container() {
-        let o = PodOptions::parse(&annots(&[("nfguard.io/entrypoint", r#"["/nf","-c"]"#)]), &["a"]).unwrap();
-        assert_eq!(o.entrypoint.unwrap().for_container("a").unwrap(), ["/nf", "-c"]);
-        let o = PodOptions::parse(&annots(&[("nfguard.io/entrypoint", r#"{"a":["/nf"]}"#)]), &["a", "b"]).unwrap();
+        let o = PodOptions::parse(
+            &annots(&[("nfguard.io/entrypoint", r#"["/nf","-c"]"#)]),
+            &["a"],
+        )
+        .unwrap();
+        assert_eq!(
+            o.entrypoint.unwrap().for_container("a").unwrap(),
+            ["/nf", "-c"]
+        );
+        let o = PodOptions::parse(
+            &annots(&[("nfguard.io/entrypoint", r#"{"a":["/nf"]}"#)]),
+            &["a", "b"],
+        )
+        .unwrap();
         let e = o.entrypoint.unwrap();
         assert_eq!(e.for_container("a").unwrap(), ["/nf"]);
         assert!(e.for_container("b").is_none());

@@ -110,12 +110,19 @@ fn sha256_hex(data: &[u8]) -> String {
 
 /// `Bearer realm="https://auth/token",service="registry",scope="repository:x:pull"`.
 fn parse_challenge(text: &str) -> Option<HashMap<String, String>> {
-    let rest = text.trim().strip_prefix("Bearer ").or_else(|| text.trim().strip_prefix("bearer "))?;
+    let rest = text
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| text.trim().strip_prefix("bearer "))?;
     let mut out = HashMap::new();
     let mut s = rest.trim();
     while !s.is_empty() {
         let (key, after) = s.split_once('=')?;
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, remaining) = if let Some(q) = after.strip_prefix('"') {
             let end = q.find('"')?;
@@ -201,7 +208,9 @@ impl Resolver {
             if cache.by_tag.len() > MAX_CACHE || cache.by_digest.len() > MAX_CACHE {
                 *cache = Cache::default();
             }
-            cache.by_tag.insert(key.to_string(), (Instant::now(), cfg.clone()));
+            cache
+                .by_tag
+                .insert(key.to_string(), (Instant::now(), cfg.clone()));
             if let Some(d) = digest_key {
                 cache.by_digest.insert(d.to_string(), cfg.clone());
             }
@@ -271,7 +280,11 @@ impl Resolver {
         let config = parse_json(&url, &blob)?;
         let strings = |v: &serde_json::Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let out = ImageConfig {
@@ -283,13 +296,22 @@ impl Resolver {
         Ok(out)
     }
 
-    async fn fetch(&self, url: &str, headers: &[(header::HeaderName, String)]) -> Result<Response, RegistryError> {
+    async fn fetch(
+        &self,
+        url: &str,
+        headers: &[(header::HeaderName, String)],
+    ) -> Result<Response, RegistryError> {
         let uri: Uri = url.parse().map_err(|_| RegistryError::Document {
             url: url.to_string(),
             reason: "bad URL".into(),
         })?;
         let https = uri.scheme_str() == Some("https");
-        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
@@ -300,19 +322,29 @@ impl Resolver {
         let _ = tcp.set_nodelay(true);
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let mut req = Request::get(path)
-            .header(header::HOST, uri.authority().map_or(host.as_str(), |a| a.as_str()))
-            .header(header::USER_AGENT, concat!("nfguard-injector/", env!("CARGO_PKG_VERSION")));
+            .header(
+                header::HOST,
+                uri.authority().map_or(host.as_str(), |a| a.as_str()),
+            )
+            .header(
+                header::USER_AGENT,
+                concat!("nfguard-injector/", env!("CARGO_PKG_VERSION")),
+            );
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| RegistryError::Document {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-        let resp = if https {
-            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| RegistryError::Tls {
-                host: host.clone(),
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| RegistryError::Document {
+                url: url.to_string(),
                 reason: e.to_string(),
+            })?;
+        let resp = if https {
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+                RegistryError::Tls {
+                    host: host.clone(),
+                    reason: e.to_string(),
+                }
             })?;
             let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, tcp)
@@ -330,9 +362,15 @@ impl Resolver {
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|_| RegistryError::Body { url: url.to_string() })?
+            .map_err(|_| RegistryError::Body {
+                url: url.to_string(),
+            })?
             .to_bytes();
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -348,7 +386,9 @@ where
         url: url.to_string(),
         source,
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(http)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(http)?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -401,10 +441,20 @@ impl Session<'_> {
                         .headers
                         .get(header::LOCATION)
                         .and_then(|v| v.to_str().ok())
-                        .ok_or_else(|| RegistryError::Status { url: url.clone(), status: s })?;
+                        .ok_or_else(|| RegistryError::Status {
+                            url: url.clone(),
+                            status: s,
+                        })?;
                     url = if location.starts_with('/') {
-                        let uri: Uri = url.parse().map_err(|_| RegistryError::Status { url: url.clone(), status: s })?;
-                        format!("{}://{}{location}", uri.scheme_str().unwrap_or("https"), uri.authority().map_or("", |a| a.as_str()))
+                        let uri: Uri = url.parse().map_err(|_| RegistryError::Status {
+                            url: url.clone(),
+                            status: s,
+                        })?;
+                        format!(
+                            "{}://{}{location}",
+                            uri.scheme_str().unwrap_or("https"),
+                            uri.authority().map_or("", |a| a.as_str())
+                        )
                     } else {
                         same_host = false;
                         location.to_string()

@@ -27,7 +27,9 @@ const MAX_IMAGES: usize = 16;
 pub enum BadReview {
     #[error("body is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
-    #[error("unsupported review {api_version}/{kind}: expected admission.k8s.io/v1 AdmissionReview")]
+    #[error(
+        "unsupported review {api_version}/{kind}: expected admission.k8s.io/v1 AdmissionReview"
+    )]
     Version { api_version: String, kind: String },
     #[error("not a valid AdmissionReview: {0}")]
     Shape(#[source] serde_json::Error),
@@ -64,7 +66,12 @@ impl Injector {
         let configs: ImageConfigs = if images.len() > MAX_IMAGES {
             images
                 .iter()
-                .map(|i| (i.clone(), Err(format!("more than {MAX_IMAGES} images to look up"))))
+                .map(|i| {
+                    (
+                        i.clone(),
+                        Err(format!("more than {MAX_IMAGES} images to look up")),
+                    )
+                })
                 .collect()
         } else {
             self.resolver
@@ -93,7 +100,10 @@ impl Injector {
         if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
             return Err(BadReview::Version { api_version, kind });
         }
-        let object = value["request"].get("object").cloned().filter(|o| !o.is_null());
+        let object = value["request"]
+            .get("object")
+            .cloned()
+            .filter(|o| !o.is_null());
         let review: AdmissionReview<DynamicObject> =
             serde_json::from_value(value).map_err(BadReview::Shape)?;
         let req: AdmissionRequest<DynamicObject> =
@@ -102,7 +112,11 @@ impl Injector {
         encode(resp)
     }
 
-    async fn respond(&self, req: &AdmissionRequest<DynamicObject>, object: Option<Value>) -> AdmissionResponse {
+    async fn respond(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        object: Option<Value>,
+    ) -> AdmissionResponse {
         let mut resp = AdmissionResponse::from(req);
         let warn = |mut r: AdmissionResponse, w: Vec<String>| {
             if !w.is_empty() {
@@ -113,26 +127,44 @@ impl Injector {
         let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
         if !is_pod || req.operation != Operation::Create || req.sub_resource.is_some() {
             self.metrics.skip("not_pod_create");
-            return warn(resp, vec![format!(
-                "nfguard: nothing to do for {} {}{}",
-                operation_name(&req.operation),
-                req.kind.kind,
-                req.sub_resource.as_deref().map(|s| format!("/{s}")).unwrap_or_default()
-            )]);
+            return warn(
+                resp,
+                vec![format!(
+                    "nfguard: nothing to do for {} {}{}",
+                    operation_name(&req.operation),
+                    req.kind.kind,
+                    req.sub_resource
+                        .as_deref()
+                        .map(|s| format!("/{s}"))
+                        .unwrap_or_default()
+                )],
+            );
         }
         let Some(object) = object else {
             self.metrics.skip("no_object");
-            return warn(resp, vec!["nfguard: pod not injected: the review carries no object".into()]);
+            return warn(
+                resp,
+                vec!["nfguard: pod not injected: the review carries no object".into()],
+            );
         };
         match self.decide(&object, req.namespace.as_deref()).await {
-            Outcome::Inject { patch, containers, warnings } => {
+            Outcome::Inject {
+                patch,
+                containers,
+                warnings,
+            } => {
                 tracing::info!(namespace = ?req.namespace, name = %req.name, uid = %req.uid, ?containers, dry_run = req.dry_run, "injecting");
                 self.metrics.injection(req.dry_run);
                 resp = match resp.clone().with_patch(patch) {
                     Ok(r) => r,
                     Err(e) => {
                         self.metrics.error();
-                        return warn(resp, vec![format!("nfguard: pod not injected: cannot encode patch: {e}")]);
+                        return warn(
+                            resp,
+                            vec![format!(
+                                "nfguard: pod not injected: cannot encode patch: {e}"
+                            )],
+                        );
                     }
                 };
                 warn(resp, warnings)
@@ -179,7 +211,11 @@ pub fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -198,7 +234,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

@@ -39,13 +39,22 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
     reply(status, "text/plain; charset=utf-8", m)
 }
 
-async fn handle(req: Request<Incoming>, inj: Arc<Injector>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    inj: Arc<Injector>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let resp = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
         (&Method::GET, "/readyz") => text(StatusCode::OK, "ready"),
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4", inj.metrics.render()),
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            inj.metrics.render(),
+        ),
         (&Method::POST, "/mutate") => mutate(req, &inj).await,
-        (_, "/mutate" | "/healthz" | "/readyz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, "/mutate" | "/healthz" | "/readyz" | "/metrics") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     };
     Ok(resp)
@@ -97,12 +106,19 @@ async fn mutate(req: Request<Incoming>, inj: &Injector) -> Response<Full<Bytes>>
             tracing::warn!(reason = %e, "bad admission review");
             text(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "admission review timed out"),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "admission review timed out",
+        ),
     }
 }
 
 /// Serves until the listener fails. `certs` gives each new connection its TLS config.
-pub async fn serve(listener: TcpListener, certs: Arc<CertStore>, inj: Arc<Injector>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    certs: Arc<CertStore>,
+    inj: Arc<Injector>,
+) -> std::io::Result<()> {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,

@@ -62,12 +62,13 @@ pub fn load(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
         key: key.to_path_buf(),
         source,
     };
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(config_err)?
-        .with_no_client_auth()
-        .with_single_cert(certs, private)
-        .map_err(config_err)?;
+    let mut cfg =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(config_err)?
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .map_err(config_err)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -124,7 +125,9 @@ impl CertStore {
                         last = now;
                         tracing::info!(cert = %me.cert.display(), "serving certificate reloaded");
                     }
-                    Err(e) => tracing::warn!(error = %e, "certificate changed but does not load yet; keeping the old one"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "certificate changed but does not load yet; keeping the old one")
+                    }
                 }
             }
         })

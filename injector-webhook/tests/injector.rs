@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 use support::*;
 
 const SMF_ENTRYPOINT: &[&str] = &["/openair-smf/bin/entrypoint.sh"];
-const SMF_CMD: &[&str] = &["/openair-smf/bin/oai_smf", "-c", "/openair-smf/etc/smf.yaml", "-o"];
+const SMF_CMD: &[&str] = &[
+    "/openair-smf/bin/oai_smf",
+    "-c",
+    "/openair-smf/etc/smf.yaml",
+    "-o",
+];
 
 fn config() -> Config {
     Config {
@@ -36,17 +41,29 @@ fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
 }
 
 fn env_of(c: &Value, name: &str) -> Option<String> {
-    c["env"].as_array()?.iter().find(|e| e["name"] == name).map(|e| {
-        e.get("value")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| e["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap_or("").to_string())
-    })
+    c["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| {
+            e.get("value")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| {
+                    e["valueFrom"]["fieldRef"]["fieldPath"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+        })
 }
 
 fn sidecar(pod: &Value) -> &Value {
     let first = &pod["spec"]["initContainers"][0];
-    assert_eq!(first["name"], "nfguard", "sidecar must be the first init container: {pod:#}");
+    assert_eq!(
+        first["name"], "nfguard",
+        "sidecar must be the first init container: {pod:#}"
+    );
     first
 }
 
@@ -67,7 +84,13 @@ fn launcher(rest: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_its_cmd_as_args() {
     let reg = Registry::start().await;
-    reg.push_image("d9j1j8i6/oai-smf", "latest", Some(SMF_ENTRYPOINT), Some(SMF_CMD)).await;
+    reg.push_image(
+        "d9j1j8i6/oai-smf",
+        "latest",
+        Some(SMF_ENTRYPOINT),
+        Some(SMF_CMD),
+    )
+    .await;
     let wh = start_webhook(config()).await;
     let pod = smf_pod(&reg.addr);
     let a = wh.admit(&pod).await;
@@ -79,27 +102,46 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
     assert_eq!(s["restartPolicy"], "Always");
     assert_eq!(s["image"], "localhost/nfguard-sidecar:dev");
     assert_eq!(strings(&s["command"]), ["/usr/bin/nfguard", "sidecar"]);
-    assert_eq!(strings(&s["startupProbe"]["exec"]["command"]), ["/usr/bin/nfguard", "health"]);
+    assert_eq!(
+        strings(&s["startupProbe"]["exec"]["command"]),
+        ["/usr/bin/nfguard", "health"]
+    );
     assert_eq!(s["startupProbe"]["periodSeconds"], 1);
     assert_eq!(s["startupProbe"]["failureThreshold"], 30);
-    assert_eq!(s["volumeMounts"], json!([{"name": "nfguard", "mountPath": "/nfguard"}]));
+    assert_eq!(
+        s["volumeMounts"],
+        json!([{"name": "nfguard", "mountPath": "/nfguard"}])
+    );
     assert_eq!(env_of(s, "NFGUARD_MODE").unwrap(), "alert");
     assert_eq!(env_of(s, "NFGUARD_LEARNING_PERIOD").unwrap(), "10m");
     assert_eq!(env_of(s, "NFGUARD_EXEC_SESSIONS").unwrap(), "alert");
     assert_eq!(env_of(s, "NFGUARD_POD_NAME").unwrap(), "metadata.name");
-    assert_eq!(env_of(s, "NFGUARD_POD_NAMESPACE").unwrap(), "metadata.namespace");
+    assert_eq!(
+        env_of(s, "NFGUARD_POD_NAMESPACE").unwrap(),
+        "metadata.namespace"
+    );
     assert_eq!(env_of(s, "NFGUARD_POD_UID").unwrap(), "metadata.uid");
     assert_eq!(env_of(s, "NFGUARD_NODE_NAME").unwrap(), "spec.nodeName");
     assert_eq!(env_of(s, "NFGUARD_API_ADDR").unwrap(), "127.0.0.1:9901");
-    let images: Value = serde_json::from_str(&env_of(s, "NFGUARD_CONTAINER_IMAGES").unwrap()).unwrap();
-    assert_eq!(images, json!({"smf": format!("{}/d9j1j8i6/oai-smf:latest", reg.addr)}));
-    assert_eq!(s["resources"], json!({"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}}));
+    let images: Value =
+        serde_json::from_str(&env_of(s, "NFGUARD_CONTAINER_IMAGES").unwrap()).unwrap();
+    assert_eq!(
+        images,
+        json!({"smf": format!("{}/d9j1j8i6/oai-smf:latest", reg.addr)})
+    );
+    assert_eq!(
+        s["resources"],
+        json!({"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}})
+    );
     let sc = &s["securityContext"];
     assert_eq!(sc["allowPrivilegeEscalation"], false);
     assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
-    assert_eq!(sc["runAsUser"], 0, "the SMF runs as root, so must the supervisor");
+    assert_eq!(
+        sc["runAsUser"], 0,
+        "the SMF runs as root, so must the supervisor"
+    );
 
     // The NF: the launcher wraps the image's ENTRYPOINT, the image's CMD moves to args.
     let smf = container(p, "smf");
@@ -109,12 +151,24 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
     let mounts = smf["volumeMounts"].as_array().unwrap();
     assert_eq!(mounts.len(), 3, "the pod's own mounts are kept");
     assert!(mounts.contains(&json!({"name": "nfguard", "mountPath": "/nfguard", "readOnly": true})));
-    assert_eq!(smf["readinessProbe"], container(&pod, "smf")["readinessProbe"], "probes untouched");
+    assert_eq!(
+        smf["readinessProbe"],
+        container(&pod, "smf")["readinessProbe"],
+        "probes untouched"
+    );
 
     // The pod.
     assert_eq!(p["spec"]["shareProcessNamespace"], true);
-    assert!(p["spec"]["volumes"].as_array().unwrap().contains(&json!({"name": "nfguard", "emptyDir": {}})));
-    let status: Value = serde_json::from_str(p["metadata"]["annotations"]["nfguard.io/status"].as_str().unwrap()).unwrap();
+    assert!(p["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"name": "nfguard", "emptyDir": {}})));
+    let status: Value = serde_json::from_str(
+        p["metadata"]["annotations"]["nfguard.io/status"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["sidecarImage"], "localhost/nfguard-sidecar:dev");
     assert_eq!(status["containers"], json!(["smf"]));
@@ -127,14 +181,18 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_platform_index_resolves_to_the_linux_amd64_image() {
     let reg = Registry::start().await;
-    reg.push_index("d9j1j8i6/oai-smf", "v2.1", SMF_ENTRYPOINT, SMF_CMD).await;
+    reg.push_index("d9j1j8i6/oai-smf", "v2.1", SMF_ENTRYPOINT, SMF_CMD)
+        .await;
     let wh = start_webhook(config()).await;
     let pod = smf_pod(&reg.addr);
     let mut pod = pod;
     pod["spec"]["containers"][0]["image"] = json!(format!("{}/d9j1j8i6/oai-smf:v2.1", reg.addr));
     let a = wh.admit(&pod).await;
     assert!(a.patched, "{}", a.response);
-    assert_eq!(strings(&container(&a.pod, "smf")["command"]), launcher(SMF_ENTRYPOINT));
+    assert_eq!(
+        strings(&container(&a.pod, "smf")["command"]),
+        launcher(SMF_ENTRYPOINT)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +200,13 @@ async fn several_containers_keep_their_exact_command_and_args_and_probes() {
     let reg = Registry::start().await;
     // amf has args but no command: its image's ENTRYPOINT, its own args (the image CMD is
     // replaced by the pod's args, as Kubernetes does).
-    reg.push_image("nf/amf", "v2", Some(&["/usr/bin/amf"]), Some(&["--default"])).await;
+    reg.push_image(
+        "nf/amf",
+        "v2",
+        Some(&["/usr/bin/amf"]),
+        Some(&["--default"]),
+    )
+    .await;
     let wh = start_webhook(config()).await;
     let pod = fixture_json("nf-multi-container-pod.yaml", &reg.addr);
     let a = wh.admit_with(&pod, "core5g", false).await;
@@ -150,18 +214,37 @@ async fn several_containers_keep_their_exact_command_and_args_and_probes() {
     let p = &a.pod;
     let amf = container(p, "amf");
     assert_eq!(strings(&amf["command"]), launcher(&["/usr/bin/amf"]));
-    assert_eq!(strings(&amf["args"]), ["--config", "/etc/amf/amf.yaml", "--log-level", "info"]);
+    assert_eq!(
+        strings(&amf["args"]),
+        ["--config", "/etc/amf/amf.yaml", "--log-level", "info"]
+    );
     let exp = container(p, "exporter");
-    assert_eq!(strings(&exp["command"]), launcher(&["/usr/bin/exporter", "--listen", ":9100"]));
-    assert_eq!(strings(&exp["args"]), ["--target", "http://127.0.0.1:8080/metrics"]);
-    assert_eq!(env_of(exp, "EXPORTER_MODE").unwrap(), "amf", "existing env kept");
+    assert_eq!(
+        strings(&exp["command"]),
+        launcher(&["/usr/bin/exporter", "--listen", ":9100"])
+    );
+    assert_eq!(
+        strings(&exp["args"]),
+        ["--target", "http://127.0.0.1:8080/metrics"]
+    );
+    assert_eq!(
+        env_of(exp, "EXPORTER_MODE").unwrap(),
+        "amf",
+        "existing env kept"
+    );
     assert_eq!(env_of(exp, "NFGUARD_CONTAINER").unwrap(), "exporter");
     let log = container(p, "logship");
     assert_eq!(strings(&log["command"]), launcher(&["/bin/logship"]));
-    assert!(log.get("args").is_none(), "no args invented when the pod gives a command");
+    assert!(
+        log.get("args").is_none(),
+        "no args invented when the pod gives a command"
+    );
     for name in ["amf", "exporter", "logship"] {
         let c = container(p, name);
-        assert!(c["volumeMounts"].as_array().unwrap().contains(&json!({"name": "nfguard", "mountPath": "/nfguard", "readOnly": true})));
+        assert!(c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "nfguard", "mountPath": "/nfguard", "readOnly": true})));
         assert_eq!(c["livenessProbe"], container(&pod, name)["livenessProbe"]);
         assert_eq!(c["readinessProbe"], container(&pod, name)["readinessProbe"]);
     }
@@ -190,13 +273,30 @@ async fn annotations_choose_mode_period_containers_entrypoint_and_exec_policy() 
     assert_eq!(env_of(s, "NFGUARD_MODE").unwrap(), "enforce");
     assert_eq!(env_of(s, "NFGUARD_LEARNING_PERIOD").unwrap(), "1h30m");
     assert_eq!(env_of(s, "NFGUARD_EXEC_SESSIONS").unwrap(), "deny");
-    let images: Value = serde_json::from_str(&env_of(s, "NFGUARD_CONTAINER_IMAGES").unwrap()).unwrap();
-    assert_eq!(images.as_object().unwrap().keys().collect::<Vec<_>>(), ["amf", "logship"]);
+    let images: Value =
+        serde_json::from_str(&env_of(s, "NFGUARD_CONTAINER_IMAGES").unwrap()).unwrap();
+    assert_eq!(
+        images.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["amf", "logship"]
+    );
     // The annotated entrypoint is used without asking a registry (registry.invalid).
-    assert_eq!(strings(&container(p, "amf")["command"]), launcher(&["/opt/amf/bin/amf", "-v"]));
-    assert_eq!(strings(&container(p, "amf")["args"]), ["--config", "/etc/amf/amf.yaml", "--log-level", "info"]);
-    assert_eq!(container(p, "exporter"), container(&pod, "exporter"), "not monitored: untouched");
-    assert_eq!(strings(&container(p, "logship")["command"]), launcher(&["/bin/logship"]));
+    assert_eq!(
+        strings(&container(p, "amf")["command"]),
+        launcher(&["/opt/amf/bin/amf", "-v"])
+    );
+    assert_eq!(
+        strings(&container(p, "amf")["args"]),
+        ["--config", "/etc/amf/amf.yaml", "--log-level", "info"]
+    );
+    assert_eq!(
+        container(p, "exporter"),
+        container(&pod, "exporter"),
+        "not monitored: untouched"
+    );
+    assert_eq!(
+        strings(&container(p, "logship")["command"]),
+        launcher(&["/bin/logship"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +328,12 @@ async fn opted_out_pods_excluded_namespaces_and_wrapped_commands_are_left_alone(
     assert!(a.allowed() && !a.patched, "{}", a.response);
 
     let pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
-    for ns in ["kube-system", "kube-public", "kube-node-lease", "nfguard-system"] {
+    for ns in [
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "nfguard-system",
+    ] {
         let a = wh.admit_with(&pod, ns, false).await;
         assert!(a.allowed() && !a.patched, "{ns}: {}", a.response);
     }
@@ -238,7 +343,10 @@ async fn opted_out_pods_excluded_namespaces_and_wrapped_commands_are_left_alone(
     pod["spec"]["containers"][0]["command"] = json!([LAUNCHER, "--", "/usr/local/bin/nrf"]);
     let a = wh.admit_with(&pod, "core5g", false).await;
     assert!(a.patched);
-    assert_eq!(strings(&a.pod["spec"]["containers"][0]["command"]), launcher(&["/usr/local/bin/nrf"]));
+    assert_eq!(
+        strings(&a.pod["spec"]["containers"][0]["command"]),
+        launcher(&["/usr/local/bin/nrf"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,45 +370,85 @@ async fn an_unresolvable_entrypoint_admits_uninjected_or_denies_in_enforce_mode(
     let pod = smf_pod(&reg.addr);
     let a = wh.admit(&pod).await;
     assert!(a.allowed() && !a.patched, "{}", a.response);
-    assert!(a.warnings().contains("nfguard.io/entrypoint"), "{}", a.response);
+    assert!(
+        a.warnings().contains("nfguard.io/entrypoint"),
+        "{}",
+        a.response
+    );
     let mut pod = pod;
     pod["metadata"]["annotations"] = json!({"nfguard.io/mode": "enforce"});
     let a = wh.admit(&pod).await;
     assert!(!a.allowed(), "{}", a.response);
-    assert!(a.message().contains("enforce") && a.message().contains("smf"), "{}", a.message());
+    assert!(
+        a.message().contains("enforce") && a.message().contains("smf"),
+        "{}",
+        a.message()
+    );
 
     // A registry that does not answer costs the pod its injection, within the bound.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut pod = smf_pod(&silent.local_addr().unwrap().to_string());
     pod["metadata"]["name"] = json!("slow");
-    let wh = start_webhook(Config { registry_timeout: Duration::from_millis(500), ..config() }).await;
+    let wh = start_webhook(Config {
+        registry_timeout: Duration::from_millis(500),
+        ..config()
+    })
+    .await;
     let started = Instant::now();
     let a = wh.admit(&pod).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
-    assert!(a.allowed() && !a.patched && a.warnings().contains("timed out"), "{}", a.response);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        a.allowed() && !a.patched && a.warnings().contains("timed out"),
+        "{}",
+        a.response
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_pod_and_a_restricted_pod_are_injected_and_the_sidecar_stays_restricted() {
     let wh = start_webhook(config()).await;
-    let job: Value = serde_yaml::from_str(&fixture("nf-job.yaml").replace("REGISTRY", "registry.invalid").split("\n---\n").next().unwrap().to_string()).unwrap();
+    let job: Value = serde_yaml::from_str(
+        fixture("nf-job.yaml")
+            .replace("REGISTRY", "registry.invalid")
+            .split("\n---\n")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "subscriber-provision-", "labels": {"job-name": "subscriber-provision"}}, "spec": job["spec"]["template"]["spec"]});
     let a = wh.admit_with(&pod, "core5g", false).await;
     assert!(a.patched, "{}", a.response);
-    assert_eq!(sidecar(&a.pod)["restartPolicy"], "Always", "a native sidecar does not keep the Job running");
-    assert_eq!(strings(&a.pod["spec"]["containers"][0]["args"]), ["--imsi", "001010000000001"]);
+    assert_eq!(
+        sidecar(&a.pod)["restartPolicy"],
+        "Always",
+        "a native sidecar does not keep the Job running"
+    );
+    assert_eq!(
+        strings(&a.pod["spec"]["containers"][0]["args"]),
+        ["--imsi", "001010000000001"]
+    );
 
     let pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
     let a = wh.admit_with(&pod, "core5g", false).await;
     assert!(a.patched, "{}", a.response);
     // Pod Security restricted, container by container.
-    let all: Vec<&Value> = a.pod["spec"]["initContainers"].as_array().unwrap().iter().chain(a.pod["spec"]["containers"].as_array().unwrap()).collect();
+    let all: Vec<&Value> = a.pod["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(a.pod["spec"]["containers"].as_array().unwrap())
+        .collect();
     for c in all {
         let sc = &c["securityContext"];
         assert_eq!(sc["allowPrivilegeEscalation"], false, "{c}");
         assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{c}");
         assert!(sc.get("privileged").is_none_or(|p| p == false));
-        let non_root = sc["runAsNonRoot"] == true || a.pod["spec"]["securityContext"]["runAsNonRoot"] == true;
+        let non_root =
+            sc["runAsNonRoot"] == true || a.pod["spec"]["securityContext"]["runAsNonRoot"] == true;
         assert!(non_root, "{c}");
         assert_ne!(sc["runAsUser"], 0);
     }
@@ -309,14 +457,21 @@ async fn a_job_pod_and_a_restricted_pod_are_injected_and_the_sidecar_stays_restr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_sidecar_mode_puts_the_sidecar_first_in_containers() {
-    let wh = start_webhook(Config { classic_sidecar: true, ..config() }).await;
+    let wh = start_webhook(Config {
+        classic_sidecar: true,
+        ..config()
+    })
+    .await;
     let pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
     let a = wh.admit_with(&pod, "core5g", false).await;
     let c = &a.pod["spec"]["containers"];
     assert_eq!(c[0]["name"], "nfguard");
     assert!(c[0].get("restartPolicy").is_none());
     assert_eq!(c[1]["name"], "nrf");
-    assert_eq!(strings(&c[1]["command"]), launcher(&["/usr/local/bin/nrf", "-c", "/etc/nrf.yaml"]));
+    assert_eq!(
+        strings(&c[1]["command"]),
+        launcher(&["/usr/local/bin/nrf", "-c", "/etc/nrf.yaml"])
+    );
     assert!(a.pod["spec"].get("initContainers").is_none());
 }
 
@@ -328,15 +483,25 @@ async fn dry_run_answers_the_same_patch_and_is_counted_apart() {
     assert!(a.patched);
     let m = wh.get("/metrics").await.text();
     assert!(m.contains("nfguard_injector_injections_total 0"), "{m}");
-    assert!(m.contains("nfguard_injector_dry_run_injections_total 1"), "{m}");
+    assert!(
+        m.contains("nfguard_injector_dry_run_injections_total 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_reason_never_a_panic() {
     let wh = start_webhook(config()).await;
-    let good = serde_json::to_vec(&review(&fixture_json("nf-restricted-pod.yaml", "registry.invalid"), "core5g", false)).unwrap();
+    let good = serde_json::to_vec(&review(
+        &fixture_json("nf-restricted-pod.yaml", "registry.invalid"),
+        "core5g",
+        false,
+    ))
+    .unwrap();
 
-    let r = wh.post("application/json", good[..good.len() / 2].to_vec()).await;
+    let r = wh
+        .post("application/json", good[..good.len() / 2].to_vec())
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("not JSON"), "{}", r.text());
 
@@ -346,17 +511,29 @@ async fn bad_input_gets_a_reason_never_a_panic() {
 
     let mut v1beta1: Value = serde_json::from_slice(&good).unwrap();
     v1beta1["apiVersion"] = json!("admission.k8s.io/v1beta1");
-    let r = wh.post("application/json", serde_json::to_vec(&v1beta1).unwrap()).await;
+    let r = wh
+        .post("application/json", serde_json::to_vec(&v1beta1).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("v1beta1"), "{}", r.text());
 
-    let r = wh.post("application/json", br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec()).await;
+    let r = wh
+        .post(
+            "application/json",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("no request"), "{}", r.text());
 
     let mut no_object: Value = serde_json::from_slice(&good).unwrap();
-    no_object["request"].as_object_mut().unwrap().remove("object");
-    let r = wh.post("application/json", serde_json::to_vec(&no_object).unwrap()).await;
+    no_object["request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("object");
+    let r = wh
+        .post("application/json", serde_json::to_vec(&no_object).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let v = r.json();
     assert_eq!(v["response"]["allowed"], true);
@@ -366,20 +543,39 @@ async fn bad_input_gets_a_reason_never_a_panic() {
     // A pod that is not a pod (containers is a string): admitted unchanged, with a warning.
     let mut odd: Value = serde_json::from_slice(&good).unwrap();
     odd["request"]["object"]["spec"]["containers"] = json!("nrf");
-    let r = wh.post("application/json", serde_json::to_vec(&odd).unwrap()).await;
+    let r = wh
+        .post("application/json", serde_json::to_vec(&odd).unwrap())
+        .await;
     let v = r.json();
     assert_eq!(v["response"]["allowed"], true);
     assert!(v["response"].get("patch").is_none());
-    assert!(v["response"]["warnings"].to_string().contains("cannot read"), "{v}");
+    assert!(
+        v["response"]["warnings"]
+            .to_string()
+            .contains("cannot read"),
+        "{v}"
+    );
 
     // 10,000 containers: answered, quickly, with a patch that applies.
     let mut big = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
     let c0 = big["spec"]["containers"][0].clone();
-    big["spec"]["containers"] = Value::Array((0..10_000).map(|i| { let mut c = c0.clone(); c["name"] = json!(format!("c{i}")); c }).collect());
+    big["spec"]["containers"] = Value::Array(
+        (0..10_000)
+            .map(|i| {
+                let mut c = c0.clone();
+                c["name"] = json!(format!("c{i}"));
+                c
+            })
+            .collect(),
+    );
     let started = Instant::now();
     let a = wh.admit_with(&big, "core5g", false).await;
     assert!(a.patched, "{}", a.response);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(a.pod["spec"]["containers"][9_999]["command"][0], LAUNCHER);
 
     let m = wh.get("/metrics").await.text();
@@ -393,11 +589,17 @@ async fn a_50_mb_body_is_refused_fast_without_being_read() {
     // Declared length: refused before the body is read.
     let tcp = tokio::net::TcpStream::connect(wh.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(wh.tls.clone()).connect(name, tcp).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(wh.tls.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
     let started = Instant::now();
     tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 52428800\r\n\r\n{\"apiVersion\":").await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await.expect("no answer").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -405,19 +607,35 @@ async fn a_50_mb_body_is_refused_fast_without_being_read() {
     // Chunked, no length: cut at the limit while reading.
     let tcp = tokio::net::TcpStream::connect(wh.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(wh.tls.clone()).connect(name, tcp).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(wh.tls.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
     tls.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n").await.unwrap();
     let chunk = vec![b' '; 1024 * 1024];
     let (mut rd, mut wr) = tokio::io::split(tls);
     let writer = tokio::spawn(async move {
         for _ in 0..50 {
-            if wr.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err() { return; }
-            if wr.write_all(&chunk).await.is_err() { return; }
-            if wr.write_all(b"\r\n").await.is_err() { return; }
+            if wr
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if wr.write_all(&chunk).await.is_err() {
+                return;
+            }
+            if wr.write_all(b"\r\n").await.is_err() {
+                return;
+            }
         }
         let _ = wr.write_all(b"0\r\n\r\n").await;
     });
-    let n = tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await.expect("no answer").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     writer.abort();
@@ -434,7 +652,10 @@ async fn health_readiness_and_metrics_answer() {
     pod["metadata"]["labels"] = json!({"nfguard.io/inject": "false"});
     wh.admit_with(&pod, "core5g", false).await;
     let m = wh.get("/metrics").await;
-    assert!(m.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(m.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let m = m.text();
     for line in [
         "nfguard_injector_requests_total 2",
@@ -454,8 +675,15 @@ async fn a_rotated_certificate_is_served_to_new_connections_and_old_ones_keep_wo
     // An open HTTP/1.1 connection under the first certificate.
     let tcp = tokio::net::TcpStream::connect(wh.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(wh.tls.clone()).connect(name, tcp).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<hyper::body::Bytes>>(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(wh.tls.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<hyper::body::Bytes>>(
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
 
     let ca2 = TestCa::new("rotated CA");
@@ -466,14 +694,27 @@ async fn a_rotated_certificate_is_served_to_new_connections_and_old_ones_keep_wo
     loop {
         let tcp = tokio::net::TcpStream::connect(wh.addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        if tokio_rustls::TlsConnector::from(ca2.client_config()).connect(name, tcp).await.is_ok() {
+        if tokio_rustls::TlsConnector::from(ca2.client_config())
+            .connect(name, tcp)
+            .await
+            .is_ok()
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "new certificate not served");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "new certificate not served"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let req = hyper::Request::get("/healthz").header("host", "localhost").body(Full::default()).unwrap();
-    let resp = sender.send_request(req).await.expect("the open connection was dropped");
+    let req = hyper::Request::get("/healthz")
+        .header("host", "localhost")
+        .body(Full::default())
+        .unwrap();
+    let resp = sender
+        .send_request(req)
+        .await
+        .expect("the open connection was dropped");
     assert_eq!(resp.status(), StatusCode::OK);
     let _ = resp.into_body().collect().await;
 }
@@ -486,7 +727,18 @@ fn bin() -> std::process::Command {
 
 #[test]
 fn serve_with_a_missing_certificate_exits_64_with_one_clear_line() {
-    let out = bin().args(["serve", "--tls-cert", "/nonexistent/tls.crt", "--tls-key", "/nonexistent/tls.key", "--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = bin()
+        .args([
+            "serve",
+            "--tls-cert",
+            "/nonexistent/tls.crt",
+            "--tls-key",
+            "/nonexistent/tls.key",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -505,57 +757,142 @@ fn kinds(yaml: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inject_f_on_the_fixtures_gives_yaml_of_the_same_kinds_with_the_same_code_path() {
     let reg = Registry::start().await;
-    reg.push_image("d9j1j8i6/oai-smf", "latest", Some(SMF_ENTRYPOINT), Some(SMF_CMD)).await;
-    reg.push_image("d9j1j8i6/oai-spgwu-tiny", "latest", Some(&["/openair-spgwu-tiny/bin/entrypoint.sh"]), Some(&["/openair-spgwu-tiny/bin/oai_spgwu", "-c", "/openair-spgwu-tiny/etc/spgw_u.conf", "-o"])).await;
+    reg.push_image(
+        "d9j1j8i6/oai-smf",
+        "latest",
+        Some(SMF_ENTRYPOINT),
+        Some(SMF_CMD),
+    )
+    .await;
+    reg.push_image(
+        "d9j1j8i6/oai-spgwu-tiny",
+        "latest",
+        Some(&["/openair-spgwu-tiny/bin/entrypoint.sh"]),
+        Some(&[
+            "/openair-spgwu-tiny/bin/oai_spgwu",
+            "-c",
+            "/openair-spgwu-tiny/etc/spgw_u.conf",
+            "-o",
+        ]),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let mut all = String::new();
-    for f in ["oai-smf-deployment.yaml", "oai-spgwu-deployment.yaml", "oai-smf-pod.yaml", "nf-job.yaml"] {
+    for f in [
+        "oai-smf-deployment.yaml",
+        "oai-spgwu-deployment.yaml",
+        "oai-smf-pod.yaml",
+        "nf-job.yaml",
+    ] {
         all.push_str("---\n");
-        all.push_str(&fixture(f).replace("public.ecr.aws", &reg.addr).replace("REGISTRY", "registry.invalid"));
+        all.push_str(
+            &fixture(f)
+                .replace("public.ecr.aws", &reg.addr)
+                .replace("REGISTRY", "registry.invalid"),
+        );
         all.push('\n');
     }
     let input = dir.path().join("all.yaml");
     std::fs::write(&input, &all).unwrap();
     let addr = reg.addr.clone();
-    let out = tokio::task::spawn_blocking(move || bin().args(["inject", "-f"]).arg(&input).args(["--insecure-registry", &addr]).output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["inject", "-f"])
+            .arg(&input)
+            .args(["--insecure-registry", &addr])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert_eq!(kinds(&yaml), kinds(&all));
-    assert_eq!(kinds(&yaml), ["Deployment", "Deployment", "Pod", "Job", "CronJob", "Service"]);
+    assert_eq!(
+        kinds(&yaml),
+        [
+            "Deployment",
+            "Deployment",
+            "Pod",
+            "Job",
+            "CronJob",
+            "Service"
+        ]
+    );
     let docs: Vec<Value> = {
         use serde::Deserialize;
-        serde_yaml::Deserializer::from_str(&yaml).map(|d| Value::deserialize(d).unwrap()).collect()
+        serde_yaml::Deserializer::from_str(&yaml)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect()
     };
     let smf = &docs[0]["spec"]["template"];
     assert_eq!(smf["spec"]["initContainers"][0]["name"], "nfguard");
-    assert_eq!(strings(&smf["spec"]["containers"][0]["command"]), launcher(SMF_ENTRYPOINT));
+    assert_eq!(
+        strings(&smf["spec"]["containers"][0]["command"]),
+        launcher(SMF_ENTRYPOINT)
+    );
     assert_eq!(strings(&smf["spec"]["containers"][0]["args"]), SMF_CMD);
     let upf = &docs[1]["spec"]["template"];
     assert_eq!(upf["spec"]["initContainers"][0]["name"], "nfguard");
-    assert_eq!(upf["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"], docs[1]["spec"]["template"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]);
+    assert_eq!(
+        upf["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+        docs[1]["spec"]["template"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]
+    );
     assert_eq!(docs[2]["spec"]["initContainers"][0]["name"], "nfguard");
-    assert_eq!(docs[3]["spec"]["template"]["spec"]["initContainers"][0]["name"], "nfguard");
-    assert_eq!(docs[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][0]["name"], "nfguard");
+    assert_eq!(
+        docs[3]["spec"]["template"]["spec"]["initContainers"][0]["name"],
+        "nfguard"
+    );
+    assert_eq!(
+        docs[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][0]["name"],
+        "nfguard"
+    );
     assert!(docs[5]["spec"].get("initContainers").is_none());
 
     // Same code path: injecting the output again changes nothing.
     let again_in = dir.path().join("again.yaml");
     std::fs::write(&again_in, &yaml).unwrap();
     let addr = reg.addr.clone();
-    let again = tokio::task::spawn_blocking(move || bin().args(["inject", "-f"]).arg(&again_in).args(["--insecure-registry", &addr]).output().unwrap()).await.unwrap();
+    let again = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["inject", "-f"])
+            .arg(&again_in)
+            .args(["--insecure-registry", &addr])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
     assert!(again.status.success());
     assert_eq!(String::from_utf8(again.stdout).unwrap(), yaml);
 
     // stdin, and a refusal names the document.
-    let mut child = bin().args(["inject", "-f", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .args(["inject", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     {
         use std::io::Write;
-        let bad = fixture("nf-restricted-pod.yaml").replace("name: nrf-0", "name: nrf-0\n  annotations: {nfguard.io/mode: block}");
-        child.stdin.take().unwrap().write_all(bad.as_bytes()).unwrap();
+        let bad = fixture("nf-restricted-pod.yaml").replace(
+            "name: nrf-0",
+            "name: nrf-0\n  annotations: {nfguard.io/mode: block}",
+        );
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(bad.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("document 1") && err.contains("nfguard.io/mode"), "{err}");
+    assert!(
+        err.contains("document 1") && err.contains("nfguard.io/mode"),
+        "{err}"
+    );
 }

@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 pub const LAUNCHER: &str = nfguard_common::paths::LAUNCHER;
 
 pub fn fixture(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -44,7 +46,8 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -58,7 +61,10 @@ pub async fn request(
     body: Vec<u8>,
 ) -> Reply {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = Request::builder().method(method).uri(path).header("host", addr);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -66,15 +72,28 @@ pub async fn request(
     let resp = match tls {
         Some(cfg) => {
             let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-            let s = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+            let s = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .unwrap();
             send(TokioIo::new(s), req).await
         }
         None => send(TokioIo::new(tcp), req).await,
     };
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply { status, headers, body }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 async fn send<I>(io: I, req: Request<Full<Bytes>>) -> hyper::Response<hyper::body::Incoming>
@@ -115,14 +134,24 @@ impl Drop for Registry {
 }
 
 pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 impl Registry {
     pub async fn start() -> Registry {
         let bin = find_registry();
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -140,7 +169,11 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let reg = Registry { child, addr, _dir: dir };
+        let reg = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
         let start = Instant::now();
         loop {
             if let Ok(tcp) = tokio::net::TcpStream::connect(&reg.addr).await {
@@ -150,7 +183,11 @@ impl Registry {
                     return reg;
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "docker-registry did not come up on {}", reg.addr);
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "docker-registry did not come up on {}",
+                reg.addr
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -158,7 +195,15 @@ impl Registry {
     /// Uploads a blob through the registry's HTTP API (monolithic upload), returns its digest.
     pub async fn push_blob(&self, name: &str, data: &[u8]) -> String {
         let digest = sha256(data);
-        let r = request(&self.addr, None, "POST", &format!("/v2/{name}/blobs/uploads/"), &[("content-length", "0")], vec![]).await;
+        let r = request(
+            &self.addr,
+            None,
+            "POST",
+            &format!("/v2/{name}/blobs/uploads/"),
+            &[("content-length", "0")],
+            vec![],
+        )
+        .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
         let location = r.headers["location"].to_str().unwrap().to_string();
         let path = location
@@ -179,7 +224,13 @@ impl Registry {
         digest
     }
 
-    pub async fn put_manifest(&self, name: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+    pub async fn put_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
         let r = request(
             &self.addr,
             None,
@@ -195,12 +246,30 @@ impl Registry {
 
     /// Pushes a one-layer OCI image whose config has this Entrypoint and Cmd; returns the
     /// manifest's digest.
-    pub async fn push_image(&self, name: &str, tag: &str, entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> String {
+    pub async fn push_image(
+        &self,
+        name: &str,
+        tag: &str,
+        entrypoint: Option<&[&str]>,
+        cmd: Option<&[&str]>,
+    ) -> String {
         let (manifest, _) = self.image_manifest(name, entrypoint, cmd, "amd64").await;
-        self.put_manifest(name, tag, "application/vnd.oci.image.manifest.v1+json", &manifest).await
+        self.put_manifest(
+            name,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await
     }
 
-    async fn image_manifest(&self, name: &str, entrypoint: Option<&[&str]>, cmd: Option<&[&str]>, arch: &str) -> (Vec<u8>, String) {
+    async fn image_manifest(
+        &self,
+        name: &str,
+        entrypoint: Option<&[&str]>,
+        cmd: Option<&[&str]>,
+        arch: &str,
+    ) -> (Vec<u8>, String) {
         let layer = format!("layer of {name} for {arch}").into_bytes();
         let layer_digest = self.push_blob(name, &layer).await;
         let config = serde_json::to_vec(&json!({
@@ -226,9 +295,13 @@ impl Registry {
     /// must not be picked), then the amd64 one.
     pub async fn push_index(&self, name: &str, tag: &str, entrypoint: &[&str], cmd: &[&str]) {
         let mut entries = Vec::new();
-        for (arch, ep) in [("arm64", vec!["/wrong-arch"]), ("amd64", entrypoint.to_vec())] {
+        for (arch, ep) in [
+            ("arm64", vec!["/wrong-arch"]),
+            ("amd64", entrypoint.to_vec()),
+        ] {
             let (m, d) = self.image_manifest(name, Some(&ep), Some(cmd), arch).await;
-            self.put_manifest(name, &d, "application/vnd.oci.image.manifest.v1+json", &m).await;
+            self.put_manifest(name, &d, "application/vnd.oci.image.manifest.v1+json", &m)
+                .await;
             entries.push(json!({
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": d, "size": m.len(),
@@ -241,7 +314,8 @@ impl Registry {
             "manifests": entries,
         }))
         .unwrap();
-        self.put_manifest(name, tag, "application/vnd.oci.image.index.v1+json", &index).await;
+        self.put_manifest(name, tag, "application/vnd.oci.image.index.v1+json", &index)
+            .await;
     }
 }
 
@@ -257,7 +331,9 @@ impl TestCa {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         let cert = params.self_signed(&key).unwrap();
         TestCa { cert, key }
     }
@@ -265,7 +341,9 @@ impl TestCa {
     /// A serving certificate for localhost / 127.0.0.1: (cert PEM, key PEM).
     pub fn leaf(&self) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
@@ -273,11 +351,13 @@ impl TestCa {
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.cert.der().clone()).unwrap();
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         Arc::new(cfg)
     }
 }
@@ -315,7 +395,11 @@ pub async fn start_webhook(config: Config) -> Webhook {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let injector = Arc::new(Injector::new(config));
-    let task = tokio::spawn(nfguard_injector::server::serve(listener, certs.clone(), injector.clone()));
+    let task = tokio::spawn(nfguard_injector::server::serve(
+        listener,
+        certs.clone(),
+        injector.clone(),
+    ));
     Webhook {
         addr,
         tls: ca.client_config(),
@@ -390,22 +474,46 @@ impl Admitted {
         self.response["warnings"].to_string()
     }
     pub fn message(&self) -> String {
-        self.response["status"]["message"].as_str().unwrap_or("").to_string()
+        self.response["status"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
 impl Webhook {
     pub async fn post(&self, content_type: &str, body: Vec<u8>) -> Reply {
-        request(&self.addr.to_string(), Some(self.tls.clone()), "POST", "/mutate", &[("content-type", content_type)], body).await
+        request(
+            &self.addr.to_string(),
+            Some(self.tls.clone()),
+            "POST",
+            "/mutate",
+            &[("content-type", content_type)],
+            body,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        request(&self.addr.to_string(), Some(self.tls.clone()), "GET", path, &[], vec![]).await
+        request(
+            &self.addr.to_string(),
+            Some(self.tls.clone()),
+            "GET",
+            path,
+            &[],
+            vec![],
+        )
+        .await
     }
 
     /// Sends a real AdmissionReview over HTTPS and applies the returned patch.
     pub async fn admit_with(&self, pod: &Value, namespace: &str, dry_run: bool) -> Admitted {
-        let r = self.post("application/json", serde_json::to_vec(&review(pod, namespace, dry_run)).unwrap()).await;
+        let r = self
+            .post(
+                "application/json",
+                serde_json::to_vec(&review(pod, namespace, dry_run)).unwrap(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let v = r.json();
         assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
@@ -416,14 +524,21 @@ impl Webhook {
         let patched = match response.get("patch") {
             None => false,
             Some(p) => {
-                let text = p.as_str().unwrap_or_else(|| panic!("patch must be a base64 string, got {p}"));
+                let text = p
+                    .as_str()
+                    .unwrap_or_else(|| panic!("patch must be a base64 string, got {p}"));
                 assert_eq!(response["patchType"], "JSONPatch");
-                let patch: json_patch::Patch = serde_json::from_slice(&base64_decode(text)).unwrap();
+                let patch: json_patch::Patch =
+                    serde_json::from_slice(&base64_decode(text)).unwrap();
                 json_patch::patch(&mut out, &patch.0).unwrap();
                 true
             }
         };
-        Admitted { response, pod: out, patched }
+        Admitted {
+            response,
+            pod: out,
+            patched,
+        }
     }
 
     pub async fn admit(&self, pod: &Value) -> Admitted {
