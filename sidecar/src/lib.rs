@@ -1,1 +1,24 @@
-//! sidecar
+//! nfguard's sidecar: the supervisor that answers seccomp user notifications
+//! against a learned model, and the static launcher (keeper) that installs the
+//! filter in the monitored container.
+//!
+//! Module map:
+//! - `filter`: the seccomp policy as data and its BPF compiler;
+//! - `launch`: the launcher/keeper (`nfguard-launch`);
+//! - `supervisor`: the notification loop, decisions, enforce-mode emulation;
+//! - `resolve`: path resolution in the target's root, the heart of TOCTOU safety;
+//! - `model`, `event`: the learned model and the events;
+//! - `procfs`, `net`: pure parsers of /proc files and socket addresses;
+//! - `sys`: every `unsafe` call, each with its SAFETY argument.
+
+pub mod event;
+pub mod filter;
+pub mod launch;
+pub mod model;
+pub mod net;
+pub mod procfs;
+pub mod resolve;
+pub mod supervisor;
+pub mod sys;
+pub mod server;
+pub mod run;

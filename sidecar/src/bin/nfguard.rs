@@ -1,1 +1,137 @@
-fn main() {}
+//! `nfguard`: the supervisor and its command line.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use nfguard_common::Mode;
+use nfguard_sidecar::event::Context;
+use nfguard_sidecar::model::Model;
+use nfguard_sidecar::run::{self, RunOptions, SuperviseOptions};
+
+#[derive(Parser)]
+#[command(name = "nfguard", version, about = "Runtime defense for 5G network functions: learn what a workload does, then alert on or block the rest.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command under the supervisor.
+    Run {
+        /// learn, alert or enforce.
+        #[arg(long, default_value = "learn", value_parser = parse_mode)]
+        mode: Mode,
+        /// The model file (learn merges into it; alert and enforce read it).
+        #[arg(long, default_value = "nfguard-model.json")]
+        model: PathBuf,
+        /// Where events go, as JSON lines (default: stderr).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Path of nfguard-launch (default: beside this executable).
+        #[arg(long)]
+        launcher: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Serve launchers that connect to a socket (the sidecar's job).
+    Supervise {
+        #[arg(long, value_parser = parse_mode)]
+        mode: Mode,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        events: Option<PathBuf>,
+        #[arg(long)]
+        socket: PathBuf,
+        /// In learn mode, switch to alert after this long (for example 10m).
+        #[arg(long, value_parser = parse_period)]
+        learning_period: Option<std::time::Duration>,
+    },
+    /// Inspect a model.
+    Model {
+        #[command(subcommand)]
+        command: ModelCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Print a model as a short table.
+    Show { file: PathBuf },
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse::<Mode>().map_err(|e| e.to_string())
+}
+
+fn parse_period(s: &str) -> Result<std::time::Duration, String> {
+    nfguard_common::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Cmd::Run {
+            mode,
+            model,
+            events,
+            launcher,
+            command,
+        } => match run::run(RunOptions {
+            mode,
+            model,
+            events,
+            launcher,
+            command,
+        }) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("nfguard: {e}");
+                e.exit_code()
+            }
+        },
+        Cmd::Supervise {
+            mode,
+            model,
+            events,
+            socket,
+            learning_period,
+        } => match run::supervise(SuperviseOptions {
+            mode,
+            model,
+            events,
+            socket,
+            learning_period,
+            context: Context {
+                container: "main".into(),
+                ..Context::default()
+            },
+        }) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("nfguard: {e}");
+                e.exit_code()
+            }
+        },
+        Cmd::Model {
+            command: ModelCmd::Show { file },
+        } => match Model::load(&file) {
+            Ok(Some(m)) => {
+                print!("{}", m.render_table());
+                0
+            }
+            Ok(None) => {
+                eprintln!("nfguard: model {} does not exist", file.display());
+                66
+            }
+            Err(e) => {
+                eprintln!("nfguard: {e}");
+                65
+            }
+        },
+    };
+    std::process::exit(code);
+}

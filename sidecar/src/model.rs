@@ -1,0 +1,519 @@
+//! The learned model: what a workload normally does.
+//!
+//! A versioned JSON document meant to be read (and reviewed, and edited) by a
+//! person. Every entry names the executable that acts, so a shell that the
+//! attacker starts cannot borrow the NF's own rights:
+//!
+//! ```json
+//! { "version": 1,
+//!   "processes":  [ { "exe": "/usr/bin/osmo-hlr", "parent": "(launcher)" } ],
+//!   "network": {
+//!     "sockets": [ { "exe": "/usr/bin/osmo-hlr", "family": "inet", "type": "stream", "protocol": 6 } ],
+//!     "listen":  [ { "exe": "/usr/bin/osmo-hlr", "protocol": "tcp", "port": 4222 } ],
+//!     "connect": [ { "exe": "...", "protocol": "udp", "address": "10.0.0.7", "port": 8805 } ],
+//!     "unix":    [ { "exe": "...", "op": "connect", "path": "/run/x.sock" } ] },
+//!   "filesystem": [ { "exe": "/usr/bin/osmo-hlr", "op": "write", "path": "/var/lib/osmocom/hlr.db" } ] }
+//! ```
+//!
+//! Paths are generalised when learned: a component that is a number (a pid) or
+//! looks generated (mkstemp suffixes, long hex) becomes `*`, and once a
+//! directory holds more than `COLLAPSE_AT` distinct names for one executable and
+//! operation, they collapse into `dir/*`. `*` matches exactly one path component.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const MODEL_VERSION: u32 = 1;
+/// Parent name of the process the launcher starts.
+pub const LAUNCHER_PARENT: &str = "(launcher)";
+/// Parent name of a process that entered the container from outside the launcher.
+pub const OUTSIDE_PARENT: &str = "(outside)";
+/// Distinct names in one directory (per exe and op) before they collapse into `dir/*`.
+pub const COLLAPSE_AT: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProcessEntry {
+    pub exe: String,
+    pub parent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SocketEntry {
+    pub exe: String,
+    pub family: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub protocol: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ListenEntry {
+    pub exe: String,
+    pub protocol: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PeerEntry {
+    pub exe: String,
+    pub protocol: String,
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnixEntry {
+    pub exe: String,
+    pub op: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub exe: String,
+    pub op: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default)]
+    pub sockets: BTreeSet<SocketEntry>,
+    #[serde(default)]
+    pub listen: BTreeSet<ListenEntry>,
+    #[serde(default)]
+    pub connect: BTreeSet<PeerEntry>,
+    #[serde(default)]
+    pub unix: BTreeSet<UnixEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub version: u32,
+    #[serde(default)]
+    pub processes: BTreeSet<ProcessEntry>,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub filesystem: BTreeSet<FileEntry>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            version: MODEL_VERSION,
+            processes: BTreeSet::new(),
+            network: Network::default(),
+            filesystem: BTreeSet::new(),
+        }
+    }
+}
+
+/// One action of the workload, as the model sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    Exec { parent: String, exe: String },
+    Socket(SocketEntry),
+    Listen(ListenEntry),
+    Connect(PeerEntry),
+    Unix(UnixEntry),
+    File(FileEntry),
+}
+
+/// Why a model file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("model {path} is not a valid nfguard model: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("model {path} has version {found}; this nfguard reads version {MODEL_VERSION}")]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot write model {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl Model {
+    /// Loads a model; `Ok(None)` when the file does not exist.
+    pub fn load(path: &Path) -> Result<Option<Model>, ModelError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(ModelError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        Self::from_json(&text, path).map(Some)
+    }
+
+    pub fn from_json(text: &str, path: &Path) -> Result<Model, ModelError> {
+        // Check the version first, so a newer format gets a clear message.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u32,
+        }
+        let v: VersionOnly = serde_json::from_str(text).map_err(|source| ModelError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        if v.version != MODEL_VERSION {
+            return Err(ModelError::Version {
+                path: path.into(),
+                found: v.version,
+            });
+        }
+        serde_json::from_str(text).map_err(|source| ModelError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Writes the model atomically (temporary file in the same directory, then
+    /// rename), so a crash never leaves a half-written model.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let err = |source| ModelError::Write {
+            path: path.into(),
+            source,
+        };
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| err(e.into()))?;
+        text.push('\n');
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp.{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.processes.len()
+            + self.network.sockets.len()
+            + self.network.listen.len()
+            + self.network.connect.len()
+            + self.network.unix.len()
+            + self.filesystem.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Is `obs` inside the model?
+    pub fn allows(&self, obs: &Observation) -> bool {
+        match obs {
+            Observation::Exec { parent, exe } => self.processes.contains(&ProcessEntry {
+                exe: exe.clone(),
+                parent: parent.clone(),
+            }),
+            Observation::Socket(e) => self.network.sockets.contains(e),
+            Observation::Listen(e) => self.network.listen.contains(e),
+            Observation::Connect(e) => self.network.connect.contains(e),
+            Observation::Unix(e) => self
+                .network
+                .unix
+                .iter()
+                .any(|m| m.exe == e.exe && m.op == e.op && path_matches(&m.path, &e.path)),
+            Observation::File(e) => {
+                // Entries are ordered by exe then op: scan only that range.
+                let lo = FileEntry {
+                    exe: e.exe.clone(),
+                    op: e.op.clone(),
+                    path: String::new(),
+                };
+                self.filesystem
+                    .range(lo..)
+                    .take_while(|m| m.exe == e.exe && m.op == e.op)
+                    .any(|m| path_matches(&m.path, &e.path))
+            }
+        }
+    }
+
+    /// Records `obs`; returns whether the model changed.
+    pub fn learn(&mut self, obs: &Observation) -> bool {
+        if self.allows(obs) {
+            return false;
+        }
+        match obs.clone() {
+            Observation::Exec { parent, exe } => self.processes.insert(ProcessEntry { exe, parent }),
+            Observation::Socket(e) => self.network.sockets.insert(e),
+            Observation::Listen(e) => self.network.listen.insert(e),
+            Observation::Connect(e) => self.network.connect.insert(e),
+            Observation::Unix(mut e) => {
+                e.path = generalize_path(&e.path);
+                self.network.unix.insert(e)
+            }
+            Observation::File(mut e) => {
+                e.path = generalize_path(&e.path);
+                let inserted = self.filesystem.insert(e.clone());
+                self.collapse(&e);
+                inserted
+            }
+        }
+    }
+
+    /// Collapses the siblings of `e` into `dir/*` once there are too many.
+    fn collapse(&mut self, e: &FileEntry) {
+        let Some((dir, _)) = e.path.rsplit_once('/') else {
+            return;
+        };
+        let prefix = format!("{dir}/");
+        let siblings: Vec<FileEntry> = self
+            .filesystem
+            .iter()
+            .filter(|m| {
+                m.exe == e.exe
+                    && m.op == e.op
+                    && m.path.starts_with(&prefix)
+                    && !m.path[prefix.len()..].contains('/')
+            })
+            .cloned()
+            .collect();
+        if siblings.len() > COLLAPSE_AT {
+            for s in &siblings {
+                self.filesystem.remove(s);
+            }
+            self.filesystem.insert(FileEntry {
+                exe: e.exe.clone(),
+                op: e.op.clone(),
+                path: format!("{prefix}*"),
+            });
+        }
+    }
+
+    /// Adds everything of `other` (learning again merges, it does not overwrite).
+    pub fn merge(&mut self, other: &Model) {
+        self.processes.extend(other.processes.iter().cloned());
+        self.network.sockets.extend(other.network.sockets.iter().cloned());
+        self.network.listen.extend(other.network.listen.iter().cloned());
+        self.network.connect.extend(other.network.connect.iter().cloned());
+        self.network.unix.extend(other.network.unix.iter().cloned());
+        for f in &other.filesystem {
+            self.learn(&Observation::File(f.clone()));
+        }
+    }
+
+    /// The model as a short table for a person (`nfguard model show`).
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "nfguard model v{}: {} processes, {} network, {} filesystem entries",
+            self.version,
+            self.processes.len(),
+            self.network.sockets.len()
+                + self.network.listen.len()
+                + self.network.connect.len()
+                + self.network.unix.len(),
+            self.filesystem.len()
+        );
+        let mut rows: Vec<[String; 3]> = Vec::new();
+        for p in &self.processes {
+            rows.push(["process".into(), p.exe.clone(), format!("started by {}", p.parent)]);
+        }
+        for s in &self.network.sockets {
+            rows.push([
+                "socket".into(),
+                s.exe.clone(),
+                format!("{} {} proto {}", s.family, s.kind, s.protocol),
+            ]);
+        }
+        for l in &self.network.listen {
+            rows.push(["listen".into(), l.exe.clone(), format!("{} port {}", l.protocol, l.port)]);
+        }
+        for c in &self.network.connect {
+            rows.push([
+                "connect".into(),
+                c.exe.clone(),
+                format!("{} {}", c.protocol, join_host_port(&c.address, c.port)),
+            ]);
+        }
+        for u in &self.network.unix {
+            rows.push([format!("unix {}", u.op), u.exe.clone(), u.path.clone()]);
+        }
+        for f in &self.filesystem {
+            rows.push([format!("file {}", f.op), f.exe.clone(), f.path.clone()]);
+        }
+        let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(4);
+        let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0).max(3);
+        let _ = writeln!(out, "{:w0$}  {:w1$}  WHAT", "KIND", "EXE");
+        for r in rows {
+            let _ = writeln!(out, "{:w0$}  {:w1$}  {}", r[0], r[1], r[2]);
+        }
+        out
+    }
+}
+
+/// `host:port`, with brackets for IPv6.
+pub fn join_host_port(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Does `pattern` (components, `*` = any one component) match `path`?
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == path;
+    }
+    let mut p = pattern.split('/');
+    let mut q = path.split('/');
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(c)) if !c.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Generalises a path for the model: numeric and generated-looking components become `*`.
+pub fn generalize_path(path: &str) -> String {
+    path.split('/')
+        .map(|c| if looks_generated(c) { "*" } else { c })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A pid, a mkstemp-style name (`tmpXy12Ab`, `sh-thd.AbC123`), or a long hex/uuid string.
+fn looks_generated(c: &str) -> bool {
+    if c.is_empty() {
+        return false;
+    }
+    if c.chars().all(|ch| ch.is_ascii_digit()) {
+        return true;
+    }
+    let hexish = c.chars().filter(|ch| ch.is_ascii_hexdigit() || *ch == '-').count();
+    if c.len() >= 16 && hexish == c.len() {
+        return true;
+    }
+    // mkstemp: a 6-character random tail of mixed case letters and digits.
+    let tail: Vec<char> = c.chars().rev().take(6).collect();
+    if c.len() >= 7 && tail.len() == 6 && tail.iter().all(|ch| ch.is_ascii_alphanumeric()) {
+        let upper = tail.iter().any(|ch| ch.is_ascii_uppercase());
+        let lower = tail.iter().any(|ch| ch.is_ascii_lowercase());
+        let digit = tail.iter().any(|ch| ch.is_ascii_digit());
+        let sep = c.chars().rev().nth(6);
+        let after_sep_or_tmp = matches!(sep, Some('.') | Some('-') | Some('_')) || c.starts_with("tmp");
+        return after_sep_or_tmp && (upper as u8 + lower as u8 + digit as u8) >= 2 && (upper || digit);
+    }
+    false
+}
+
+/// Entries by kind, for summaries.
+pub fn counts(model: &Model) -> BTreeMap<&'static str, usize> {
+    BTreeMap::from([
+        ("processes", model.processes.len()),
+        ("sockets", model.network.sockets.len()),
+        ("listen", model.network.listen.len()),
+        ("connect", model.network.connect.len()),
+        ("unix", model.network.unix.len()),
+        ("filesystem", model.filesystem.len()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(exe: &str, op: &str, path: &str) -> Observation {
+        Observation::File(FileEntry {
+            exe: exe.into(),
+            op: op.into(),
+            path: path.into(),
+        })
+    }
+
+    #[test]
+    fn generated_components_are_generalised_and_names_are_kept() {
+        assert_eq!(generalize_path("/proc/4242/attr/current"), "/proc/*/attr/current");
+        assert_eq!(generalize_path("/tmp/tmpXy12Ab"), "/tmp/*");
+        assert_eq!(generalize_path("/tmp/sh-thd.Ab12Cd"), "/tmp/*");
+        assert_eq!(
+            generalize_path("/run/3f2a9c1e-77b0-4c2e-9d51-0a1b2c3d4e5f/x"),
+            "/run/*/x"
+        );
+        for keep in ["/var/lib/osmocom/hlr.db", "/etc/passwd", "/var/log/smf.log", "/tmp/x", "/data/journal"] {
+            assert_eq!(generalize_path(keep), keep);
+        }
+    }
+
+    #[test]
+    fn a_directory_of_session_files_is_one_entry() {
+        let mut m = Model::default();
+        for i in 0..100 {
+            m.learn(&file("/bin/sh", "create", &format!("/var/spool/job.{i}x")));
+        }
+        let entries: Vec<_> = m.filesystem.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(entries, vec!["/var/spool/*"]);
+        assert!(m.allows(&file("/bin/sh", "create", "/var/spool/job.new")));
+        assert!(!m.allows(&file("/bin/sh", "create", "/var/spool/sub/dir")), "* is one component");
+        assert!(!m.allows(&file("/bin/bash", "create", "/var/spool/job.new")), "another exe");
+    }
+
+    #[test]
+    fn learning_again_merges() {
+        let mut a = Model::default();
+        a.learn(&file("/x", "write", "/a"));
+        let mut b = Model::default();
+        b.learn(&file("/x", "write", "/b"));
+        b.learn(&Observation::Exec {
+            parent: LAUNCHER_PARENT.into(),
+            exe: "/x".into(),
+        });
+        a.merge(&b);
+        assert_eq!(a.filesystem.len(), 2);
+        assert_eq!(a.processes.len(), 1);
+    }
+
+    #[test]
+    fn versions_and_malformed_files_get_one_clear_message() {
+        let p = Path::new("m.json");
+        let e = Model::from_json(r#"{"version": 2}"#, p).unwrap_err().to_string();
+        assert!(e.contains("version 2") && e.contains("reads version 1"), "{e}");
+        let e = Model::from_json("{", p).unwrap_err().to_string();
+        assert!(e.starts_with("model m.json is not a valid nfguard model"), "{e}");
+        let e = Model::from_json(r#"{"version":1,"procs":[]}"#, p).unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        let ok = Model::from_json(&serde_json::to_string(&Model::default()).unwrap(), p).unwrap();
+        assert_eq!(ok, Model::default());
+    }
+
+    #[test]
+    fn show_lists_every_entry() {
+        let mut m = Model::default();
+        m.learn(&Observation::Listen(ListenEntry {
+            exe: "/usr/bin/osmo-hlr".into(),
+            protocol: "tcp".into(),
+            port: 4222,
+        }));
+        m.learn(&Observation::Connect(PeerEntry {
+            exe: "/usr/bin/osmo-hlr".into(),
+            protocol: "udp".into(),
+            address: "::1".into(),
+            port: 53,
+        }));
+        let t = m.render_table();
+        assert!(t.contains("tcp port 4222"), "{t}");
+        assert!(t.contains("udp [::1]:53"), "{t}");
+    }
+}

@@ -1,0 +1,241 @@
+//! `nfguard run` and `nfguard supervise`: the supervisor on a plain host.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nfguard_common::Mode;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::event::{Context, EventSink};
+use crate::model::Model;
+use crate::supervisor::Shared;
+use crate::{launch, server};
+
+/// A problem with the command line or its files, found before anything runs.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error("model {0} does not exist: learn one first with --mode learn")]
+    NoModel(PathBuf),
+    #[error("cannot open events file {path}: {source}")]
+    Events { path: PathBuf, source: io::Error },
+    #[error("{0}: command not found")]
+    CommandNotFound(String),
+    #[error("cannot find nfguard-launch (looked at {0}); pass --launcher or set NFGUARD_LAUNCHER")]
+    NoLauncher(PathBuf),
+    #[error("cannot create the supervisor socket {path}: {source}")]
+    Socket { path: PathBuf, source: io::Error },
+    #[error("cannot start {path}: {source}")]
+    Spawn { path: PathBuf, source: io::Error },
+}
+
+impl SetupError {
+    /// Exit status: 127 for a missing command (as shells), 64 (EX_USAGE) otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SetupError::CommandNotFound(_) => 127,
+            _ => 64,
+        }
+    }
+}
+
+/// Loads the model for `mode`: learning may start from nothing, the others may not.
+pub fn load_model(mode: Mode, path: &Path) -> Result<Model, SetupError> {
+    match Model::load(path)? {
+        Some(m) => Ok(m),
+        None if mode == Mode::Learn => Ok(Model::default()),
+        None => Err(SetupError::NoModel(path.to_path_buf())),
+    }
+}
+
+/// Opens the events destination: a file (appended) or stderr.
+pub fn open_events(path: Option<&Path>) -> Result<EventSink, SetupError> {
+    let out: Box<dyn Write + Send> = match path {
+        Some(p) => Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|source| SetupError::Events {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+        ),
+        None => Box::new(io::stderr()),
+    };
+    Ok(EventSink::new(out))
+}
+
+/// Where nfguard-launch is: the flag, $NFGUARD_LAUNCHER, or beside this executable.
+pub fn find_launcher(flag: Option<&Path>) -> Result<PathBuf, SetupError> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("NFGUARD_LAUNCHER") {
+        return Ok(PathBuf::from(p));
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("nfguard-launch")))
+        .unwrap_or_else(|| PathBuf::from("nfguard-launch"));
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(SetupError::NoLauncher(beside))
+    }
+}
+
+/// Saves the model every `period` while it changes (learning), so a crash
+/// loses at most that much.
+pub fn spawn_model_saver(shared: Arc<Shared>, path: PathBuf, period: Duration) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(period);
+        save_if_changed(&shared, &path);
+    });
+}
+
+/// Writes the model if it changed since the last save.
+pub fn save_if_changed(shared: &Shared, path: &Path) {
+    if shared.model_changed.swap(false, Ordering::AcqRel) {
+        if let Err(e) = shared.model_snapshot().save(path) {
+            eprintln!("nfguard: {e}");
+            shared.model_changed.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// What `nfguard run` was asked to do.
+pub struct RunOptions {
+    pub mode: Mode,
+    pub model: PathBuf,
+    pub events: Option<PathBuf>,
+    pub launcher: Option<PathBuf>,
+    pub command: Vec<String>,
+}
+
+/// Runs `command` under the supervisor; returns its exit status.
+pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
+    // Everything that can be wrong is checked before anything starts.
+    let model = load_model(opts.mode, &opts.model)?;
+    if launch::resolve_command(&opts.command[0]).is_none() {
+        return Err(SetupError::CommandNotFound(opts.command[0].clone()));
+    }
+    let launcher = find_launcher(opts.launcher.as_deref())?;
+    let events = open_events(opts.events.as_deref())?;
+
+    // Signals for the workload are forwarded by a thread that waits for them;
+    // block them before any thread starts so that every thread inherits the mask.
+    let mut forwarded = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        forwarded.add(s);
+    }
+    let _ = forwarded.thread_block();
+
+    let dir = private_dir().map_err(|source| SetupError::Socket {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let sock_path = dir.join("supervisor.sock");
+    let sock = server::bind(&sock_path).map_err(|source| SetupError::Socket {
+        path: sock_path.clone(),
+        source,
+    })?;
+    let shared = Arc::new(Shared::new(opts.mode, model, events, Context {
+        container: "main".into(),
+        ..Context::default()
+    }));
+    {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || server::accept_loop(shared, sock));
+    }
+    if opts.mode == Mode::Learn {
+        spawn_model_saver(Arc::clone(&shared), opts.model.clone(), Duration::from_secs(2));
+    }
+    let mut child = Command::new(&launcher)
+        .arg("--socket")
+        .arg(&sock_path)
+        .arg("--container")
+        .arg("main")
+        .arg("--")
+        .args(&opts.command)
+        .spawn()
+        .map_err(|source| SetupError::Spawn {
+            path: launcher.clone(),
+            source,
+        })?;
+    let child_pid = child.id() as i32;
+    std::thread::spawn(move || loop {
+        if let Ok(sig) = forwarded.wait() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child_pid), sig);
+        }
+    });
+    let status = child.wait().map_err(|source| SetupError::Spawn {
+        path: launcher,
+        source,
+    })?;
+    if opts.mode == Mode::Learn {
+        save_if_changed(&shared, &opts.model);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// A fresh directory only we can enter, for the socket.
+fn private_dir() -> io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = base.join(format!("nfguard-{}-{nanos:x}-{attempt}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary directory"))
+}
+
+/// What `nfguard supervise` was asked to do.
+pub struct SuperviseOptions {
+    pub mode: Mode,
+    pub model: PathBuf,
+    pub events: Option<PathBuf>,
+    pub socket: PathBuf,
+    pub learning_period: Option<Duration>,
+    pub context: Context,
+}
+
+/// Serves keepers on a socket until killed (the sidecar, and the restart test).
+pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
+    let model = load_model(opts.mode, &opts.model)?;
+    let events = open_events(opts.events.as_deref())?;
+    let sock = server::bind(&opts.socket).map_err(|source| SetupError::Socket {
+        path: opts.socket.clone(),
+        source,
+    })?;
+    let shared = Arc::new(Shared::new(opts.mode, model, events, opts.context));
+    spawn_model_saver(Arc::clone(&shared), opts.model.clone(), Duration::from_secs(1));
+    if let (Mode::Learn, Some(period)) = (opts.mode, opts.learning_period) {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            std::thread::sleep(period);
+            shared.set_mode(Mode::Alert);
+            eprintln!("nfguard: learning period over; now in alert mode");
+        });
+    }
+    server::accept_loop(shared, sock);
+    Ok(())
+}

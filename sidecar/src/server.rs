@@ -1,0 +1,68 @@
+//! The supervisor's socket: keepers connect, hand over their listener, and
+//! stay connected so that they notice when the supervisor goes away.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::launch;
+use crate::supervisor::{self, Listener, Shared};
+
+/// The hello a keeper sends with its listener.
+#[derive(Debug, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    pub container: String,
+    pub child_pid: i32,
+    pub handoffs: u32,
+}
+
+/// Binds the supervisor's socket, replacing a stale one left by a crash.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    UnixListener::bind(path)
+}
+
+/// Accepts keepers forever, one listener thread each.
+pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener) {
+    for conn in sock.incoming() {
+        match conn {
+            Ok(stream) => {
+                if let Err(e) = take_listener(&shared, stream) {
+                    eprintln!("nfguard: a keeper's handover failed: {e}");
+                }
+            }
+            Err(e) => eprintln!("nfguard: accept on the supervisor socket failed: {e}"),
+        }
+    }
+}
+
+fn take_listener(shared: &Arc<Shared>, stream: UnixStream) -> io::Result<()> {
+    let (fd, bytes) = launch::recv_fd(stream.as_fd())?;
+    let hello: Hello = serde_json::from_slice(&bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad hello: {e}")))?;
+    if hello.version != launch::PROTOCOL_VERSION {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("keeper speaks protocol {}, this supervisor {}", hello.version, launch::PROTOCOL_VERSION),
+        ));
+    }
+    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(io::Error::from)?;
+    let listener = Listener {
+        fd,
+        container: hello.container,
+        keeper_pid: cred.pid(),
+        connection: Some(stream),
+    };
+    supervisor::spawn(Arc::clone(shared), listener);
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! Every `unsafe` call of the sidecar crate: seccomp, its notification ioctls,
+//! cross-process memory and fd access, and raw socket calls.
+//!
+//! Each wrapper is small, takes and returns owned or borrowed fds, and turns
+//! the C convention (-1 and errno) into `io::Result`. Nothing above this module
+//! touches a raw pointer.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+pub use libc::{seccomp_notif, seccomp_notif_resp, sock_filter};
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux 6.6): wake the supervisor on the
+/// CPU of the notifying task, and the task on the supervisor's CPU. Measured
+/// here: ~6 us a round trip instead of 40-54 us (ARCHITECTURE.md, fact 5).
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+/// kcmp(2) types.
+pub const KCMP_FILES: i32 = 2;
+pub const KCMP_VM: i32 = 1;
+
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_int(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Sets no_new_privs, which lets an unprivileged process install a filter
+/// (seccomp(2): "the caller must have CAP_SYS_ADMIN ... or no_new_privs").
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    cvt_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Makes this process the reaper of orphaned descendants (it is the container's init).
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    cvt_int(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Installs `program` on the calling thread with SECCOMP_FILTER_FLAG_NEW_LISTENER
+/// and returns the notification listener.
+pub fn install_filter_with_listener(program: &[sock_filter]) -> io::Result<OwnedFd> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr() as *mut sock_filter,
+    };
+    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel
+    // copies the program before returning.
+    let fd = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    })?;
+    // SAFETY: on success seccomp returns a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Asks for synchronous wake-ups on `listener`; Err(EINVAL) on kernels before 6.6.
+pub fn notif_set_sync_wakeup(listener: BorrowedFd<'_>) -> io::Result<()> {
+    let flags: u64 = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+    // SAFETY: the ioctl reads a u64 by value (it is _IOW but the kernel takes
+    // the flags as the argument itself, see seccomp_notify_set_flags).
+    cvt_int(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS as _,
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// Receives one notification. Blocks until one is pending.
+pub fn notif_recv(listener: BorrowedFd<'_>) -> io::Result<seccomp_notif> {
+    // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed.
+    let mut notif: seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `notif` is a valid, writable seccomp_notif of the size the ioctl encodes.
+    cvt_int(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut notif as *mut seccomp_notif,
+        )
+    })?;
+    Ok(notif)
+}
+
+/// Answers a notification: `Ok(())` if the kernel took the answer, Err(ENOENT)
+/// if the target was interrupted or died meanwhile.
+pub fn notif_send(listener: BorrowedFd<'_>, resp: &seccomp_notif_resp) -> io::Result<()> {
+    // SAFETY: `resp` is a valid seccomp_notif_resp; the kernel only reads it.
+    cvt_int(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            resp as *const seccomp_notif_resp,
+        )
+    })
+    .map(drop)
+}
+
+/// True while notification `id` is still pending: the target has not been
+/// interrupted, has not died, and so its pid still names the same task.
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the kernel reads one u64 through the pointer.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID as _,
+            &id as *const u64,
+        ) == 0
+    }
+}
+
+/// Installs `fd` into the target of notification `id` and, with `send`, answers
+/// the notification with the new fd number in one atomic step (SECCOMP_ADDFD_FLAG_SEND).
+pub fn notif_addfd(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    cloexec: bool,
+    send: bool,
+) -> io::Result<i32> {
+    let addfd = libc::seccomp_notif_addfd {
+        id,
+        flags: if send {
+            libc::SECCOMP_ADDFD_FLAG_SEND as u32
+        } else {
+            0
+        },
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: `addfd` is a valid seccomp_notif_addfd; the kernel only reads it.
+    cvt_int(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD as _,
+            &addfd as *const libc::seccomp_notif_addfd,
+        )
+    })
+}
+
+/// Reads `buf.len()` bytes (or fewer, at an unmapped page) at `addr` in `pid`.
+pub fn read_process_memory(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, which is writable for its length; the
+    // remote iovec is only an address in the other process, never dereferenced here.
+    let n = cvt(unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) } as libc::c_long)?;
+    Ok(n as usize)
+}
+
+/// A pidfd for `pid`.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Duplicates fd `target_fd` of the process behind `pidfd` into this process.
+/// Needs ptrace-attach rights over it, as reading its memory does.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// kcmp(2): do `pid1` and `pid2` share the resource `kind` (KCMP_VM, KCMP_FILES)?
+pub fn kcmp_same(pid1: i32, pid2: i32, kind: i32) -> io::Result<bool> {
+    // SAFETY: integer arguments only.
+    let r = cvt(unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, kind, 0, 0) })?;
+    Ok(r == 0)
+}
+
+/// openat2(2).
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        u64::from(mode)
+    } else {
+        0
+    };
+    how.resolve = resolve;
+    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the size passed.
+    let fd = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sets this thread's filesystem uid and gid (setfsuid(2) is per thread), so
+/// that an emulated call is checked by the kernel with the target's rights.
+pub fn set_thread_fs_ids(uid: u32, gid: u32) {
+    // SAFETY: raw per-thread syscalls with integer arguments; glibc's wrappers
+    // are not used because they would change every thread of the process.
+    unsafe {
+        libc::syscall(libc::SYS_setfsgid, gid);
+        libc::syscall(libc::SYS_setfsuid, uid);
+    }
+}
+
+/// unlinkat(2) on a directory fd.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt_int(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+/// renameat2(2) between two directory fds.
+pub fn renameat2(
+    old_dir: BorrowedFd<'_>,
+    old: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new: &CStr,
+    flags: u32,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated.
+    cvt_int(unsafe {
+        libc::renameat2(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// fchmodat(2) on a directory fd (never follows a final symlink: the caller resolved it).
+pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt_int(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+}
+
+/// fchmod(2).
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cvt_int(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// ftruncate(2).
+pub fn ftruncate(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cvt_int(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+}
+
+/// connect(2) with a sockaddr given as raw bytes (as read from the target).
+pub fn connect_raw(sock: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    // SAFETY: `addr` is readable for its length, which is passed as the sockaddr length.
+    cvt_int(unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            addr.as_ptr().cast(),
+            addr.len() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// bind(2) with a sockaddr given as raw bytes.
+pub fn bind_raw(sock: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    // SAFETY: `addr` is readable for its length, which is passed as the sockaddr length.
+    cvt_int(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            addr.as_ptr().cast(),
+            addr.len() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// listen(2).
+pub fn listen(sock: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cvt_int(unsafe { libc::listen(sock.as_raw_fd(), backlog) }).map(drop)
+}
+
+/// getsockname(2) as raw bytes.
+pub fn getsockname_raw(sock: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut buf = [0u8; 128];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` is writable for `len` bytes and `len` is a valid in/out length.
+    cvt_int(unsafe { libc::getsockname(sock.as_raw_fd(), buf.as_mut_ptr().cast(), &mut len) })?;
+    Ok(buf[..(len as usize).min(buf.len())].to_vec())
+}
+
+/// An int-valued socket option (SO_TYPE, SO_PROTOCOL, SO_DOMAIN).
+pub fn getsockopt_int(sock: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable c_int and `len` its size.
+    cvt_int(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}
+
+/// fcntl(F_GETFL).
+pub fn get_status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: integer arguments only.
+    cvt_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// Sets the process umask (the supervisor applies each target's umask itself).
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe {
+        libc::umask(mask);
+    }
+}
+
+/// Sends `sig` to thread `tid` of process `tgid`.
+pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cvt(unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) }).map(drop)
+}
+
+/// mmap of a shared file mapping, for the in-flight journal.
+pub struct SharedMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; callers serialise access to each slot.
+unsafe impl Send for SharedMap {}
+// SAFETY: as above; concurrent slot writers never touch the same slot.
+unsafe impl Sync for SharedMap {}
+
+impl SharedMap {
+    pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedMap> {
+        // SAFETY: a fresh shared mapping of `len` bytes of `fd`; the kernel picks the address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMap {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Copies `data` into the mapping at `offset`.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(offset + data.len() <= self.len, "journal write out of range");
+        // SAFETY: the range is inside the mapping (checked above) and `data`
+        // cannot overlap it (it lives in our own heap or stack).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(offset), data.len()) }
+    }
+
+    /// Copies bytes out of the mapping at `offset`.
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= self.len, "journal read out of range");
+        // SAFETY: the range is inside the mapping (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), out.as_mut_ptr(), out.len()) }
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
+/// The raw bytes of a notification, for the in-flight journal.
+pub fn notif_to_bytes(n: &seccomp_notif) -> [u8; std::mem::size_of::<seccomp_notif>()] {
+    // SAFETY: seccomp_notif is a plain C struct with no padding-sensitive invariants.
+    unsafe { std::mem::transmute_copy(n) }
+}
+
+/// The inverse of `notif_to_bytes`.
+pub fn notif_from_bytes(b: &[u8; std::mem::size_of::<seccomp_notif>()]) -> seccomp_notif {
+    // SAFETY: every bit pattern is a valid seccomp_notif (integers only).
+    unsafe { std::mem::transmute_copy(b) }
+}
+
+/// fork(2), for the launcher only.
+///
+/// # Safety argument
+/// The launcher is single-threaded when it forks (it starts no thread, ever),
+/// so the child may run any code, allocation included.
+pub fn fork_single_threaded() -> io::Result<nix::unistd::ForkResult> {
+    // SAFETY: the launcher process has exactly one thread (see above).
+    unsafe { nix::unistd::fork() }.map_err(io::Error::from)
+}
