@@ -105,7 +105,7 @@ fn skip(reason: SkipReason, warning: Option<String>) -> Outcome {
 /// Reads the pod and decides whether to inject it; `Err` is the final outcome (skip or deny).
 ///
 /// `namespace` is the request's namespace (the object's own is often empty at CREATE).
-pub fn plan(pod_json: &Value, namespace: Option<&str>) -> Result<Plan, Outcome> {
+pub fn plan(pod_json: &Value, namespace: Option<&str>, cfg: &Config) -> Result<Plan, Outcome> {
     let pod: Pod = serde_json::from_value(pod_json.clone()).map_err(|e| {
         skip(
             SkipReason::Unreadable,
@@ -125,18 +125,42 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>) -> Result<Plan, Outcome> 
     }
     let annots = meta.annotations.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
-    let sidecar_present = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| c.name == paths::SIDECAR_CONTAINER);
-    if annots.contains_key(annotations::STATUS) || sidecar_present {
-        return Err(skip(SkipReason::AlreadyInjected, None));
-    }
     let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
     let options = PodOptions::parse(&annots, &names).map_err(|e| Outcome::Deny {
         message: format!("nfguard: {e}"),
     })?;
+    // Already injected only if both the record and our sidecar are there: a pod (or a
+    // manifest) carrying a forged `nfguard.io/status`, or its own container named `nfguard`,
+    // must not slip past injection.
+    let sidecar = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == paths::SIDECAR_CONTAINER);
+    let status = annots.contains_key(annotations::STATUS);
+    match sidecar {
+        Some(c) if status && c.image.as_deref() == Some(cfg.sidecar_image.as_str()) => {
+            return Err(skip(SkipReason::AlreadyInjected, None));
+        }
+        Some(c) => {
+            let why = format!(
+                "the pod already has a container named {:?} (image {}) that this injector did not add",
+                paths::SIDECAR_CONTAINER,
+                c.image.as_deref().unwrap_or("none")
+            );
+            return Err(if options.enforce() {
+                Outcome::Deny {
+                    message: format!("nfguard: nfguard.io/mode=enforce but nfguard cannot protect this pod: {why}"),
+                }
+            } else {
+                skip(
+                    SkipReason::Conflict,
+                    Some(format!("nfguard: pod not injected: {why}")),
+                )
+            });
+        }
+        None => {}
+    }
     let refuse = |reason: SkipReason, why: String| {
         if options.enforce() {
             Outcome::Deny {

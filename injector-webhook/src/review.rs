@@ -58,7 +58,7 @@ impl Injector {
 
     /// The decision for one pod (or pod template shaped as a pod).
     pub async fn decide(&self, pod: &Value, namespace: Option<&str>) -> Outcome {
-        let plan = match mutate::plan(pod, namespace) {
+        let plan = match mutate::plan(pod, namespace, &self.config) {
             Ok(p) => p,
             Err(outcome) => return outcome,
         };

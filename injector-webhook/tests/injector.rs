@@ -338,6 +338,31 @@ async fn opted_out_pods_excluded_namespaces_and_wrapped_commands_are_left_alone(
         assert!(a.allowed() && !a.patched, "{ns}: {}", a.response);
     }
 
+    // A forged record does not skip injection; a foreign container named nfguard is a
+    // conflict (refused in enforce mode).
+    let mut pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
+    pod["metadata"]["annotations"] = json!({"nfguard.io/status": "{\"version\":\"forged\"}"});
+    let a = wh.admit_with(&pod, "core5g", false).await;
+    assert!(a.patched, "{}", a.response);
+    assert_eq!(sidecar(&a.pod)["image"], "localhost/nfguard-sidecar:dev");
+    assert!(a.pod["metadata"]["annotations"]["nfguard.io/status"]
+        .as_str()
+        .unwrap()
+        .contains(env!("CARGO_PKG_VERSION")));
+    let mut pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
+    pod["spec"]["initContainers"] =
+        json!([{"name": "nfguard", "image": "evil/fake-nfguard", "restartPolicy": "Always"}]);
+    let a = wh.admit_with(&pod, "core5g", false).await;
+    assert!(
+        a.allowed() && !a.patched && a.warnings().contains("did not add"),
+        "{}",
+        a.response
+    );
+    pod["metadata"]["annotations"] =
+        json!({"nfguard.io/mode": "enforce", "nfguard.io/status": "{}"});
+    let a = wh.admit_with(&pod, "core5g", false).await;
+    assert!(!a.allowed(), "{}", a.response);
+
     // A command that already starts with the launcher is not wrapped twice.
     let mut pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
     pod["spec"]["containers"][0]["command"] = json!([LAUNCHER, "--", "/usr/local/bin/nrf"]);
