@@ -492,21 +492,28 @@ fn sidecar_container(
     non_root: bool,
 ) -> Value {
     let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
-    // The sidecar learns for the learning period, then runs in NFGUARD_MODE. With no
-    // nfguard.io/mode that is alert (the documented default: learn, then alert).
-    let mode = opts.mode.unwrap_or(Mode::Alert);
-    let envs = json!([
-        {"name": env::MODE, "value": mode.as_str()},
-        {"name": env::LEARNING_PERIOD, "value": opts.learning_period},
-        {"name": env::EXEC_SESSIONS, "value": opts.exec_sessions.as_str()},
+    // The sidecar's reading (sidecar/src/run.rs): NFGUARD_MODE=learn with a learning period
+    // learns, then switches to alert; learn without one learns until told otherwise. So:
+    // no nfguard.io/mode -> learn + period (default 10m); an explicit `learn` with no
+    // learning-period annotation -> learn only; alert/enforce -> that mode (the period is
+    // passed along for the record).
+    let mode = opts.mode.unwrap_or(Mode::Learn);
+    let explicit_learn_only = opts.mode == Some(Mode::Learn) && !opts.learning_period_set;
+    let mut envs = vec![json!({"name": env::MODE, "value": mode.as_str()})];
+    if !explicit_learn_only {
+        envs.push(json!({"name": env::LEARNING_PERIOD, "value": opts.learning_period}));
+    }
+    envs.extend([
+        json!({"name": env::EXEC_SESSIONS, "value": opts.exec_sessions.as_str()}),
         field(env::POD_NAME, "metadata.name"),
         field(env::POD_NAMESPACE, "metadata.namespace"),
         field(env::POD_UID, "metadata.uid"),
         field(env::NODE_NAME, "spec.nodeName"),
-        {"name": env::CONTAINER_IMAGES, "value": serde_json::to_string(images).unwrap_or_default()},
-        {"name": env::API_ADDR, "value": SIDECAR_API_ADDR},
-        {"name": env::SOCKET, "value": paths::SOCKET},
+        json!({"name": env::CONTAINER_IMAGES, "value": serde_json::to_string(images).unwrap_or_default()}),
+        json!({"name": env::API_ADDR, "value": SIDECAR_API_ADDR}),
+        json!({"name": env::SOCKET, "value": paths::SOCKET}),
     ]);
+    let envs = Value::Array(envs);
     let mut sc = json!({
         "allowPrivilegeEscalation": false,
         "capabilities": {"drop": ["ALL"]},

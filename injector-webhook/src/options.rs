@@ -40,8 +40,10 @@ impl EntrypointOverride {
 pub struct PodOptions {
     /// `None`: the default (learn for the learning period, then alert).
     pub mode: Option<Mode>,
-    /// The annotation text (already checked to be a valid duration).
+    /// The annotation text (already checked to be a valid duration), or the default.
     pub learning_period: String,
+    /// Whether `nfguard.io/learning-period` was given.
+    pub learning_period_set: bool,
     /// `None`: every app container.
     pub containers: Option<Vec<String>>,
     pub entrypoint: Option<EntrypointOverride>,
@@ -82,6 +84,7 @@ impl PodOptions {
                 v.trim().to_string()
             }
         };
+        let learning_period_set = annots.contains_key(annotations::LEARNING_PERIOD);
         let exec_sessions = match annots.get(annotations::EXEC_SESSIONS) {
             None => ExecSessions::default(),
             Some(v) => v.trim().parse::<ExecSessions>().map_err(|e| {
@@ -130,6 +133,7 @@ impl PodOptions {
         Ok(PodOptions {
             mode,
             learning_period,
+            learning_period_set,
             containers,
             entrypoint,
             exec_sessions,

@@ -112,7 +112,8 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
         s["volumeMounts"],
         json!([{"name": "nfguard", "mountPath": "/nfguard"}])
     );
-    assert_eq!(env_of(s, "NFGUARD_MODE").unwrap(), "alert");
+    // Default: learn for 10m, then alert (the sidecar switches when the period ends).
+    assert_eq!(env_of(s, "NFGUARD_MODE").unwrap(), "learn");
     assert_eq!(env_of(s, "NFGUARD_LEARNING_PERIOD").unwrap(), "10m");
     assert_eq!(env_of(s, "NFGUARD_EXEC_SESSIONS").unwrap(), "alert");
     assert_eq!(env_of(s, "NFGUARD_POD_NAME").unwrap(), "metadata.name");
