@@ -560,3 +560,76 @@ fn sidecar_container(
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(container: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}})
+    }
+
+    fn run(pod_json: &Value, images: ImageConfigs) -> (Outcome, Value) {
+        let cfg = Config::default();
+        let plan = plan(pod_json, Some("ns"), &cfg).unwrap();
+        let outcome = mutate(&plan, &cfg, &images);
+        let mut out = pod_json.clone();
+        if let Outcome::Inject { patch, .. } = &outcome {
+            json_patch::patch(&mut out, &patch.0).unwrap();
+        }
+        (outcome, out)
+    }
+
+    fn image(entrypoint: &[&str], cmd: &[&str]) -> ImageConfigs {
+        let ic = ImageConfig {
+            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            digest: None,
+        };
+        HashMap::from([("img".to_string(), Ok(ic))])
+    }
+
+    #[test]
+    fn an_image_with_only_a_cmd_runs_its_cmd_under_the_launcher() {
+        let (_, out) = run(
+            &pod(json!({"name": "a", "image": "img"})),
+            image(&[], &["/bin/nf", "-d"]),
+        );
+        let c = &out["spec"]["containers"][0];
+        assert_eq!(c["command"], json!([paths::LAUNCHER, "--"]));
+        assert_eq!(c["args"], json!(["/bin/nf", "-d"]));
+    }
+
+    #[test]
+    fn pod_args_replace_the_image_cmd_as_kubernetes_does() {
+        let (_, out) = run(
+            &pod(json!({"name": "a", "image": "img", "args": ["-x"]})),
+            image(&["/bin/nf"], &["-d"]),
+        );
+        let c = &out["spec"]["containers"][0];
+        assert_eq!(c["command"], json!([paths::LAUNCHER, "--", "/bin/nf"]));
+        assert_eq!(c["args"], json!(["-x"]));
+    }
+
+    #[test]
+    fn an_image_with_nothing_to_run_is_not_injected() {
+        let (o, _) = run(&pod(json!({"name": "a", "image": "img"})), image(&[], &[]));
+        assert!(
+            matches!(
+                o,
+                Outcome::Skip {
+                    reason: SkipReason::EntrypointUnresolved,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn metadata_and_annotations_are_created_when_absent() {
+        let p = json!({"spec": {"containers": [{"name": "a", "image": "img", "command": ["/x"]}]}});
+        let (_, out) = run(&p, HashMap::new());
+        assert!(out["metadata"]["annotations"][annotations::STATUS].is_string());
+    }
+}
