@@ -230,7 +230,37 @@ pub fn base64(data: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::*;
+
+    /// Regression: kube's AdmissionResponse serialises `patch` as an array of numbers; the
+    /// API server wants base64 text and rejects the number array.
+    #[test]
+    fn kube_admission_patch_is_sent_as_base64_text_not_a_number_array() {
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE", "userInfo": {}, "object": null}
+        }))
+        .unwrap();
+        let req: AdmissionRequest<DynamicObject> = review.try_into().unwrap();
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/spec/shareProcessNamespace", "value": true}
+        ]))
+        .unwrap();
+        let resp = AdmissionResponse::from(&req).with_patch(patch).unwrap();
+        let out: Value = serde_json::from_slice(&encode(resp).unwrap()).unwrap();
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(out["response"]["uid"], "u1");
+        assert_eq!(out["response"]["patchType"], "JSONPatch");
+        let text = out["response"]["patch"]
+            .as_str()
+            .expect("patch must be a string");
+        assert_eq!(
+            text,
+            base64(br#"[{"op":"add","path":"/spec/shareProcessNamespace","value":true}]"#)
+        );
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

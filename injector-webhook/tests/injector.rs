@@ -745,6 +745,72 @@ async fn a_rotated_certificate_is_served_to_new_connections_and_old_ones_keep_wo
     let _ = resp.into_body().collect().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_may_speak_http2() {
+    use http_body_util::{BodyExt, Full};
+    let wh = start_webhook(config()).await;
+    let mut tls = (*wh.tls).clone();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(wh.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let pod = fixture_json("nf-restricted-pod.yaml", "registry.invalid");
+    let body = serde_json::to_vec(&review(&pod, "core5g", false)).unwrap();
+    let req = hyper::Request::post(format!("https://localhost:{}/mutate", wh.addr.port()))
+        .header("content-type", "application/json")
+        .body(Full::new(hyper::body::Bytes::from(body)))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(v["response"]["patch"].is_string(), "{v}");
+}
+
+#[test]
+fn the_webhook_configuration_selects_what_the_injector_expects() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/core/webhook.yaml");
+    let v: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let w = &v["webhooks"][0];
+    assert_eq!(w["failurePolicy"], "Ignore");
+    assert_eq!(w["sideEffects"], "None");
+    assert_eq!(w["timeoutSeconds"], 10);
+    assert_eq!(w["admissionReviewVersions"], json!(["v1"]));
+    assert_eq!(w["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(w["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(w["rules"][0]["operations"], json!(["CREATE"]));
+    assert_eq!(w["rules"][0]["resources"], json!(["pods"]));
+    let ns = w["namespaceSelector"]["matchExpressions"].to_string();
+    assert!(ns.contains("nfguard.io/inject") && ns.contains("enabled"));
+    for excluded in nfguard_injector::config::EXCLUDED_NAMESPACES {
+        assert!(
+            ns.contains(excluded),
+            "{excluded} not excluded by the namespaceSelector"
+        );
+    }
+    let obj = w["objectSelector"]["matchExpressions"][0].clone();
+    assert_eq!(
+        obj,
+        json!({"key": "nfguard.io/inject", "operator": "NotIn", "values": ["false"]})
+    );
+    assert_eq!(
+        v["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "nfguard-system/nfguard-injector"
+    );
+}
+
 // ---------- the binary ----------
 
 fn bin() -> std::process::Command {
