@@ -197,7 +197,12 @@ fn child_exec(
     program: &CString,
     args: &[CString],
 ) -> ! {
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+    // The command starts with every signal unblocked and at its default
+    // action, as under any init: the keeper's own mask and Rust's SIGPIPE
+    // ignore (both inherited across exec) are not the command's business.
+    let _ = old_mask;
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    sys::reset_sigpipe();
     if let Err(e) = sys::set_no_new_privs() {
         fail(EXIT_SETUP, format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
     }
@@ -300,7 +305,7 @@ pub fn hello(container: &str, child: i32, handoffs: u32) -> String {
 /// The keeper's loop: hand the listener over (again after each supervisor
 /// restart), forward signals, reap, and return the command's exit status.
 fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i32 {
-    let sfd = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC)
+    let sfd = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .unwrap_or_else(|e| fail(EXIT_SETUP, format!("signalfd: {e}")));
     let mut conn: Option<UnixStream> = None;
     let mut handoffs = 0u32;
@@ -374,6 +379,11 @@ fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i
                 _ => false,
             };
             if closed {
+                // The supervisor also closes when the filter has no user left,
+                // i.e. when the command has just exited: reap before worrying.
+                if let Some(code) = reap(child) {
+                    return code;
+                }
                 eprintln!("nfguard-launch: supervisor disconnected; notified syscalls wait until it is back");
                 conn = None;
                 next_try = Instant::now();

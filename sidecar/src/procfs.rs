@@ -107,8 +107,9 @@ pub struct Ancestor {
 }
 
 /// The chain of parents of `pid` (nearest first), at most `max` long, stopping
-/// at pid 1 or where /proc can no longer be read.
-pub fn ancestors(pid: i32, max: usize) -> Vec<Ancestor> {
+/// after `stop` (the keeper: what is above it is not the workload's), at pid 1,
+/// or where /proc can no longer be read.
+pub fn ancestors(pid: i32, stop: i32, max: usize) -> Vec<Ancestor> {
     let mut out = Vec::new();
     let mut cur = pid;
     while out.len() < max {
@@ -123,7 +124,7 @@ pub fn ancestors(pid: i32, max: usize) -> Vec<Ancestor> {
             exe: exe_of(ppid),
             argv: read_cmdline(ppid),
         });
-        if ppid == 1 {
+        if ppid == 1 || ppid == stop {
             break;
         }
         cur = ppid;

@@ -789,7 +789,9 @@ impl Handler<'_> {
                 }
                 req.path = Some(real.clone());
                 if writes {
-                    req.observations.push(Observation::File(FileEntry { exe, op: op.to_string(), path: real }));
+                    // The model has one op for create, write and truncate: a file
+                    // created while learning is written later in normal operation.
+                    req.observations.push(Observation::File(FileEntry { exe, op: "write".into(), path: real }));
                 }
                 flags &= !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW);
                 req.allow = Allow::Emulate(Emulation::Reopen { fd, flags, truncate_to });
@@ -801,7 +803,7 @@ impl Handler<'_> {
                 op = "create";
                 req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
                 req.path = Some(real.clone());
-                req.observations.push(Observation::File(FileEntry { exe, op: op.to_string(), path: real }));
+                req.observations.push(Observation::File(FileEntry { exe, op: "write".into(), path: real }));
                 let umask = procfs::read_status(self.pid()).map(|s| s.umask).unwrap_or(0o022);
                 req.allow = Allow::Emulate(Emulation::Create {
                     dir,
@@ -914,7 +916,7 @@ impl Handler<'_> {
             protocol: req.protocol.clone(),
             address: req.address.clone(),
             port: req.port,
-            ancestors: procfs::ancestors(pid, 8),
+            ancestors: procfs::ancestors(pid, self.listener.keeper_pid, 8),
             context,
         };
         self.shared.events.emit(event);
@@ -1070,6 +1072,14 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
                 }
             }
         } else if revents.intersects(nix::poll::PollFlags::POLLHUP | nix::poll::PollFlags::POLLERR) {
+            // No task uses the filter any more. The kernel says so before the
+            // last task is reaped, so hold the keeper's connection until the
+            // keeper itself closes it: a close from our side means "supervisor
+            // gone" to the keeper, which would then hand the listener over again.
+            if let Some(conn) = &listener.connection {
+                let mut buf = [0u8; 64];
+                while matches!(std::io::Read::read(&mut &*conn, &mut buf), Ok(n) if n > 0) {}
+            }
             return;
         }
     }

@@ -442,3 +442,10 @@ pub fn fork_single_threaded() -> io::Result<nix::unistd::ForkResult> {
     // SAFETY: the launcher process has exactly one thread (see above).
     unsafe { nix::unistd::fork() }.map_err(io::Error::from)
 }
+
+/// Restores SIGPIPE's default action (Rust's runtime ignores it, and an
+/// ignored disposition survives exec).
+pub fn reset_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+}

@@ -1,0 +1,447 @@
+//! The supervisor on real processes under a real seccomp filter.
+//!
+//! Each test runs `nfguard run` (or `nfguard supervise` + `nfguard-launch`) on
+//! the `testload` example or on ordinary programs, then reads the events and
+//! the outcomes the workload printed. Nothing here needs root: the launcher sets
+//! no_new_privs, and the supervisor reads its own children's memory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const NFGUARD: &str = env!("CARGO_BIN_EXE_nfguard");
+const LAUNCH: &str = env!("CARGO_BIN_EXE_nfguard-launch");
+
+/// The testload example, built by `cargo test` beside the binaries.
+fn testload() -> PathBuf {
+    let p = Path::new(NFGUARD).parent().unwrap().join("examples/testload");
+    assert!(p.exists(), "{} missing: run the tests with cargo test (it builds examples)", p.display());
+    p
+}
+
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+    fn model(&self) -> PathBuf {
+        self.path("model.json")
+    }
+    fn events_path(&self) -> PathBuf {
+        self.path("events.jsonl")
+    }
+
+    /// `nfguard run --mode MODE --model M --events E -- CMD...`
+    fn run(&self, mode: &str, cmd: &[&str]) -> Output {
+        let out = Command::new(NFGUARD)
+            .args(["run", "--mode", mode, "--model"])
+            .arg(self.model())
+            .arg("--events")
+            .arg(self.events_path())
+            .arg("--")
+            .args(cmd)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("could not inspect"),
+            "internal error: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.events_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each event is one JSON object"))
+            .collect()
+    }
+
+    fn clear_events(&self) {
+        let _ = std::fs::remove_file(self.events_path());
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn summary(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| format!("{} {} {} {}", e["verdict"], e["syscall"], e["path"], e["reason"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn learning_then_alerting_on_the_same_workload_raises_nothing() {
+    let s = Scratch::new();
+    let script = format!(
+        "echo hi > {out}; ls / > /dev/null; cat /etc/hostname > /dev/null; rm -f {out}.old; mv {out} {out}.old",
+        out = s.s("out")
+    );
+    let learn = s.run("learn", &["sh", "-c", &script]);
+    assert!(learn.status.success(), "{learn:?}");
+    let model = std::fs::read_to_string(s.model()).unwrap();
+    assert!(model.contains("\"version\": 1"), "{model}");
+    let alert = s.run("alert", &["sh", "-c", &script]);
+    assert!(alert.status.success(), "{alert:?}");
+    assert_eq!(s.events().len(), 0, "{}", summary(&s.events()));
+    // Learning again merges into the model rather than replacing it.
+    let before = std::fs::read_to_string(s.model()).unwrap();
+    let again = s.run("learn", &["sh", "-c", "echo more > /dev/null"]);
+    assert!(again.status.success());
+    let after: Value = serde_json::from_str(&std::fs::read_to_string(s.model()).unwrap()).unwrap();
+    let before: Value = serde_json::from_str(&before).unwrap();
+    for p in before["processes"].as_array().unwrap() {
+        assert!(after["processes"].as_array().unwrap().contains(p), "lost {p}");
+    }
+}
+
+#[test]
+fn the_attackers_commands_are_flagged_in_alert_mode_with_their_parent() {
+    let s = Scratch::new();
+    assert!(s.run("learn", &["sh", "-c", "true"]).status.success());
+    let out = s.run("alert", &["sh", "-c", "which ps > /dev/null; ps -ef > /dev/null; echo done"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("done"), "alert mode must not change what runs");
+    let events = s.events();
+    let execs: Vec<&Value> = events.iter().filter(|e| e["category"] == "process").collect();
+    let find = |name: &str| {
+        execs
+            .iter()
+            .find(|e| e["path"].as_str().unwrap_or("").contains(name))
+            .unwrap_or_else(|| panic!("no event for {name}: {}", summary(&events)))
+    };
+    for (name, argv) in [("which", vec!["which", "ps"]), ("/ps", vec!["ps", "-ef"])] {
+        let e = find(name);
+        assert_eq!(e["verdict"], "alert");
+        assert_eq!(e["syscall"], "execve");
+        assert_eq!(e["exe"], "/usr/bin/dash", "the parent executable is the shell");
+        assert_eq!(e["argv"], serde_json::json!(argv));
+        for field in ["time", "pid", "ppid", "uid", "cwd", "reason", "ancestors", "container"] {
+            assert!(!e[field].is_null(), "{field} missing in {e}");
+        }
+        assert!(e["reason"].as_str().unwrap().contains("not a program this workload runs"));
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[test]
+fn unlearned_connect_listen_and_write_are_flagged_then_denied() {
+    let s = Scratch::new();
+    let load = testload();
+    let load = load.to_str().unwrap();
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let learned_port = server.local_addr().unwrap().port().to_string();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port().to_string();
+    let (learned_file, other_file) = (s.s("learned.log"), s.s("other.log"));
+    // Learn: a connect, a listen on a port, a write.
+    let free_port = |_: ()| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let listen_port = free_port(());
+    for args in [
+        vec![load, "connect", "127.0.0.1", &learned_port],
+        vec![load, "listen", &listen_port],
+        vec![load, "write", &learned_file],
+    ] {
+        let o = s.run("learn", &args);
+        assert!(stdout(&o).contains(" ok"), "{}", stdout(&o));
+    }
+    // Alert: the same calls pass silently; new ones pass with an event each.
+    let unlearned_listen = free_port(());
+    for (args, expect_event) in [
+        (vec![load, "connect", "127.0.0.1", &learned_port], false),
+        (vec![load, "listen", &listen_port], false),
+        (vec![load, "write", &learned_file], false),
+        (vec![load, "connect", "127.0.0.1", &other_port], true),
+        (vec![load, "listen", &unlearned_listen], true),
+        (vec![load, "write", &other_file], true),
+    ] {
+        s.clear_events();
+        let o = s.run("alert", &args);
+        assert!(stdout(&o).contains(" ok"), "alert mode allows: {}", stdout(&o));
+        let ev = s.events();
+        assert_eq!(!ev.is_empty(), expect_event, "{args:?}: {}", summary(&ev));
+        if expect_event {
+            assert_eq!(ev[0]["verdict"], "alert");
+        }
+    }
+    let e = {
+        s.clear_events();
+        s.run("alert", &[load, "connect", "127.0.0.1", &other_port]);
+        s.events().remove(0)
+    };
+    assert_eq!(e["category"], "network");
+    assert_eq!(e["op"], "connect");
+    assert_eq!(e["family"], "inet");
+    assert_eq!(e["protocol"], "tcp");
+    assert_eq!(e["address"], "127.0.0.1");
+    assert_eq!(e["port"].as_u64().unwrap().to_string(), other_port);
+    // Enforce: learned calls still work; the others fail with the documented errno.
+    std::fs::remove_file(&other_file).unwrap();
+    let eacces = format!("errno={}", libc::EACCES);
+    for (args, want) in [
+        (vec![load, "connect", "127.0.0.1", &learned_port], " ok".to_string()),
+        (vec![load, "listen", &listen_port], " ok".to_string()),
+        (vec![load, "write", &learned_file], " ok".to_string()),
+        (vec![load, "connect", "127.0.0.1", &other_port], eacces.clone()),
+        (vec![load, "listen", &unlearned_listen], eacces.clone()),
+        (vec![load, "write", &other_file], eacces.clone()),
+    ] {
+        s.clear_events();
+        let o = s.run("enforce", &args);
+        assert!(stdout(&o).contains(&want), "{args:?}: want {want}, got {}", stdout(&o));
+        assert!(o.status.success(), "the workload goes on after a denial");
+        if want != " ok" {
+            let ev = s.events();
+            assert_eq!(ev.len(), 1, "{}", summary(&ev));
+            assert_eq!(ev[0]["verdict"], "deny");
+        }
+    }
+    assert!(!Path::new(&other_file).exists(), "a denied create leaves nothing behind");
+    assert_eq!(std::fs::read_to_string(&learned_file).unwrap().lines().count(), 3, "learn, alert, enforce");
+}
+
+#[test]
+fn enforce_mode_denies_unlearned_programs_with_eperm_and_the_shell_goes_on() {
+    let s = Scratch::new();
+    assert!(s.run("learn", &["sh", "-c", "ls / > /dev/null"]).status.success());
+    let out = s.run(
+        "enforce",
+        &["sh", "-c", "ls / > /dev/null; echo ls=$?; which ps; echo which=$?; ps -ef; echo ps=$?"],
+    );
+    let text = stdout(&out);
+    assert!(text.contains("ls=0"), "{text}");
+    assert!(text.contains("which=126") && text.contains("ps=126"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    let ev = s.events();
+    assert!(ev.iter().all(|e| e["verdict"] == "deny"));
+    assert!(ev.iter().any(|e| e["path"] == "/usr/bin/ps"), "{}", summary(&ev));
+}
+
+#[test]
+fn a_racing_thread_never_gets_a_forbidden_file_written() {
+    let s = Scratch::new();
+    let load = testload();
+    let load = load.to_str().unwrap();
+    // Same length, so the racing thread can swap one for the other in place.
+    let (allowed, forbidden) = (s.s("allowed"), s.s("forbide"));
+    assert_eq!(allowed.len(), forbidden.len());
+    let o = s.run("learn", &[load, "race-open", &allowed, &allowed, "10"]);
+    assert!(stdout(&o).contains("ok=10"), "{}", stdout(&o));
+    let o = s.run("enforce", &[load, "race-open", &allowed, &forbidden, "3000"]);
+    let text = stdout(&o);
+    assert!(!Path::new(&forbidden).exists(), "the forbidden file was created: {text}");
+    let ok: usize = text.split("ok=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(ok > 0, "some opens of the allowed path must still succeed: {text}");
+    let written = std::fs::read_to_string(&allowed).unwrap().len();
+    assert_eq!(written, 10 + ok, "every successful open wrote the allowed file");
+    eprintln!("race-open: {text}");
+}
+
+#[test]
+fn a_racing_thread_never_gets_a_forbidden_program_executed() {
+    let s = Scratch::new();
+    let load = testload();
+    let load = load.to_str().unwrap();
+    let (allowed, forbidden) = (s.s("okprog"), s.s("badprg"));
+    let marker = s.path("forbidden-ran");
+    std::fs::copy("/usr/bin/true", &allowed).unwrap();
+    std::fs::write(&forbidden, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&forbidden, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = s.run("learn", &[load, "race-exec", &allowed, &allowed, "5"]);
+    assert!(stdout(&o).contains("ran=5"), "{o:?}");
+    let o = s.run("enforce", &[load, "race-exec", &allowed, &forbidden, "1000"]);
+    let text = stdout(&o);
+    assert!(!marker.exists(), "the forbidden program ran: {text}");
+    assert!(text.contains("refused=1000"), "{text}");
+    // The same exec from a single-threaded process is allowed: memory no
+    // other task can write is proof enough.
+    let script = format!("{load} exec {allowed}; echo rc=$?");
+    assert!(s.run("learn", &["sh", "-c", &script]).status.success());
+    let o = s.run("enforce", &["sh", "-c", &script]);
+    assert!(stdout(&o).contains("rc=0"), "{}", stdout(&o));
+    // Each refusal says why: the racer's path was read (outside the model), or
+    // the allowed path was, but another thread could still swap it (unverifiable).
+    let ev = s.events();
+    let denied_execs = ev.iter().filter(|e| e["verdict"] == "deny" && e["syscall"] == "execve").count();
+    assert_eq!(denied_execs, 1000, "{}", summary(&ev[..5.min(ev.len())]));
+    assert!(ev.iter().any(|e| e["kind"] == "unverifiable"));
+}
+
+#[test]
+fn many_threads_and_a_fork_storm_do_not_deadlock() {
+    let s = Scratch::new();
+    let load = testload();
+    let load = load.to_str().unwrap();
+    let dir = s.s("");
+    let start = Instant::now();
+    let o = s.run("learn", &[load, "threads", "16", "200", &dir]);
+    assert!(stdout(&o).contains("threads ok=3200"), "{}", stdout(&o));
+    let o = s.run("learn", &[load, "forkstorm", "64", "/usr/bin/true"]);
+    assert!(stdout(&o).contains("forkstorm ok=64"), "{}", stdout(&o));
+    // Enforce mode emulates every open: the same storm must complete too.
+    let o = s.run("enforce", &[load, "threads", "16", "200", &dir]);
+    assert!(stdout(&o).contains("threads ok=3200"), "{}", stdout(&o));
+    let o = s.run("enforce", &[load, "forkstorm", "64", "/usr/bin/true"]);
+    assert!(stdout(&o).contains("forkstorm ok=64"), "{}", stdout(&o));
+    assert!(start.elapsed() < Duration::from_secs(120), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn a_killed_supervisor_pauses_the_workload_and_its_restart_resumes_it() {
+    let s = Scratch::new();
+    let load = testload();
+    let sock = s.path("sup.sock");
+    let counter = s.path("counter");
+    let supervise = |mode: &str| {
+        Command::new(NFGUARD)
+            .args(["supervise", "--mode", mode, "--model"])
+            .arg(s.model())
+            .arg("--events")
+            .arg(s.events_path())
+            .arg("--socket")
+            .arg(&sock)
+            .spawn()
+            .unwrap()
+    };
+    // Learn what the ticking workload does, briefly.
+    let mut sup = supervise("learn");
+    let o = Command::new(LAUNCH)
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--")
+        .arg(&load)
+        .args(["tick", counter.to_str().unwrap(), "1", "3"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("tick done"), "{o:?}");
+    std::thread::sleep(Duration::from_millis(1500)); // the saver writes the model each second
+    sup.kill().unwrap();
+    sup.wait().unwrap();
+    // Enforce: start ticking, kill -9 the supervisor, check the ticks stop and
+    // the workload lives, restart, check it resumes and finishes well.
+    let mut sup = supervise("enforce");
+    let mut work = Command::new(LAUNCH)
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--")
+        .arg(&load)
+        .args(["tick", counter.to_str().unwrap(), "20", "150"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&counter).ok().and_then(|t| t.parse::<u64>().ok());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read().unwrap_or(0) < 5 {
+        assert!(Instant::now() < deadline, "the workload does not tick");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    sup.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let paused_at = read();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(read(), paused_at, "notified syscalls must wait, not pass unchecked, while no supervisor runs");
+    assert!(work.try_wait().unwrap().is_none(), "the workload must survive the supervisor's death");
+    let mut sup = supervise("enforce");
+    let status = work.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(work.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success() && out.contains("tick done"), "{status:?} {out}");
+    assert_eq!(read(), Some(149));
+    sup.kill().unwrap();
+    sup.wait().unwrap();
+    assert!(s.events().is_empty(), "{}", summary(&s.events()));
+}
+
+#[test]
+fn bad_arguments_and_bad_models_get_one_clear_line_and_a_nonzero_exit() {
+    let s = Scratch::new();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["run".into(), "--mode".into(), "strict".into(), "--".into(), "true".into()], "learn, alert, enforce"),
+        (
+            vec!["run".into(), "--mode".into(), "alert".into(), "--model".into(), s.s("missing.json"), "--".into(), "true".into()],
+            "does not exist",
+        ),
+        (
+            vec!["run".into(), "--mode".into(), "learn".into(), "--model".into(), s.s("m.json"), "--".into(), "no-such-command-x".into()],
+            "no-such-command-x: command not found",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = Command::new(NFGUARD).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    std::fs::write(s.path("bad.json"), "{\"version\": 1, \"processes\": 7}").unwrap();
+    let o = Command::new(NFGUARD)
+        .args(["run", "--mode", "enforce", "--model"])
+        .arg(s.path("bad.json"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is not a valid nfguard model"), "{err}");
+    let o = Command::new(NFGUARD).args(["model", "show"]).arg(s.path("bad.json")).output().unwrap();
+    assert!(!o.status.success());
+    // A learn run that fails to start writes no model.
+    assert!(!s.path("m.json").exists());
+}
+
+#[test]
+fn exit_status_and_signals_pass_through_the_launcher() {
+    let s = Scratch::new();
+    let o = s.run("learn", &["sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = s.run("learn", &["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(o.status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn io_uring_and_raw_sockets_are_covered() {
+    let s = Scratch::new();
+    let load = testload();
+    let load = load.to_str().unwrap();
+    // A TCP socket is learned; a raw ICMP one is not, then flagged and denied.
+    let o = s.run("learn", &[load, "socket", "2", "1", "0"]);
+    assert!(stdout(&o).contains("socket ok"));
+    let raw = ["socket", "2", "3", "1"];
+    s.run("alert", &[&[load][..], &raw[..]].concat());
+    let ev = s.events();
+    assert!(ev.iter().any(|e| e["op"] == "socket" && e["protocol"] == "icmp"), "{}", summary(&ev));
+    let o = s.run("enforce", &[&[load][..], &raw[..]].concat());
+    assert!(stdout(&o).contains(&format!("errno={}", libc::EACCES)), "{}", stdout(&o));
+    // io_uring bypasses seccomp: refused outright, whatever the mode.
+    let o = s.run("learn", &[load, "raw", &libc::SYS_io_uring_setup.to_string()]);
+    assert!(stdout(&o).contains(&format!("raw errno={}", libc::EPERM)), "{}", stdout(&o));
+    // SCTP does not exist on this kernel, but socket() is still notified and decoded.
+    s.clear_events();
+    s.run("alert", &[load, "socket", "2", "1", "132"]);
+    assert!(s.events().iter().any(|e| e["protocol"] == "sctp"), "{}", summary(&s.events()));
+}
