@@ -48,6 +48,9 @@ pub struct Config {
     pub resources: SidecarResources,
     /// Registries (`HOST:PORT`) spoken to over plain HTTP. Loopback registries always are.
     pub insecure_registries: BTreeSet<String>,
+    /// Extra CA certificates trusted for registries (an internal CA), on top of the
+    /// Mozilla roots compiled in.
+    pub registry_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Bound on the whole entrypoint resolution of one pod (all its images).
     pub registry_timeout: Duration,
 }
@@ -59,6 +62,7 @@ impl Default for Config {
             classic_sidecar: false,
             resources: SidecarResources::default(),
             insecure_registries: BTreeSet::new(),
+            registry_roots: Vec::new(),
             registry_timeout: Duration::from_secs(3),
         }
     }

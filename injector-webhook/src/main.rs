@@ -74,6 +74,9 @@ struct CommonArgs {
     /// Registry (HOST:PORT) to reach over plain HTTP; repeatable. Loopback always is.
     #[arg(long = "insecure-registry")]
     insecure_registry: Vec<String>,
+    /// PEM file of CA certificates to trust for registries (besides the Mozilla roots); repeatable.
+    #[arg(long = "registry-ca")]
+    registry_ca: Vec<PathBuf>,
     /// Bound on reading the image configs of one pod (keep well under the webhook timeout).
     #[arg(long, default_value = "3s", value_parser = duration)]
     registry_timeout: Duration,
@@ -92,8 +95,24 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 impl CommonArgs {
-    fn config(&self) -> Config {
-        Config {
+    /// The injector's configuration; `Err` is one line for the user (exit 64).
+    fn config(&self) -> Result<Config, String> {
+        let mut registry_roots = Vec::new();
+        for path in &self.registry_ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read registry CA {}: {e}", path.display()))?;
+            let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("registry CA {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "registry CA {}: no PEM certificate",
+                    path.display()
+                ));
+            }
+            registry_roots.extend(certs);
+        }
+        Ok(Config {
             sidecar_image: self.sidecar_image.clone(),
             classic_sidecar: self.classic_sidecar,
             resources: SidecarResources {
@@ -107,8 +126,9 @@ impl CommonArgs {
                 .iter()
                 .cloned()
                 .collect::<BTreeSet<_>>(),
+            registry_roots,
             registry_timeout: self.registry_timeout,
-        }
+        })
     }
 }
 
@@ -159,7 +179,11 @@ async fn serve(a: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    let injector = Arc::new(Injector::new(a.common.config()));
+    let config = match a.common.config() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let injector = Arc::new(Injector::new(config));
     let listener = match tokio::net::TcpListener::bind(a.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -206,7 +230,11 @@ async fn inject(a: InjectArgs) -> ExitCode {
     if let Err(e) = read {
         return usage_error(format_args!("cannot read {}: {e}", a.file));
     }
-    let injector = Injector::new(a.common.config());
+    let config = match a.common.config() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let injector = Injector::new(config);
     match injector.inject_yaml(&input).await {
         Ok(out) => {
             for w in &out.warnings {

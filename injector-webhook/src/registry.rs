@@ -151,10 +151,19 @@ fn percent_encode(s: &str) -> String {
 
 impl Resolver {
     /// `insecure`: registries (`HOST:PORT`) spoken to over plain HTTP; loopback always is.
-    pub fn new(insecure: BTreeSet<String>) -> Self {
-        let roots = rustls::RootCertStore {
+    /// `extra_roots`: CA certificates trusted besides the Mozilla roots (an internal CA).
+    pub fn new(
+        insecure: BTreeSet<String>,
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Self {
+        let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        for cert in extra_roots {
+            if let Err(e) = roots.add(cert) {
+                tracing::warn!(error = %e, "ignoring a registry CA certificate");
+            }
+        }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

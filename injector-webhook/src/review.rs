@@ -50,7 +50,10 @@ pub struct Injector {
 impl Injector {
     pub fn new(config: Config) -> Self {
         Self {
-            resolver: Resolver::new(config.insecure_registries.clone()),
+            resolver: Resolver::new(
+                config.insecure_registries.clone(),
+                config.registry_roots.clone(),
+            ),
             config,
             metrics: Metrics::default(),
         }

@@ -179,6 +179,55 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
     assert!(again.allowed() && !again.patched, "{}", again.response);
 }
 
+/// This machine's address on its default route: a registry there is not on loopback, so the
+/// injector speaks HTTPS to it, as to any real registry.
+fn non_loopback_ipv4() -> String {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    // connect() on UDP sends nothing; it only picks the route and the source address.
+    s.connect("192.0.2.1:9")
+        .or_else(|_| s.connect("10.255.255.1:9"))
+        .expect("this test needs an IPv4 default route (a non-loopback address to serve HTTPS on)");
+    let ip = s.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this test needs a non-loopback IPv4 address, got {ip}"
+    );
+    ip.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_registry_with_an_internal_ca_is_read_over_tls() {
+    let ca = TestCa::new("registry CA");
+    let reg = Registry::start_tls(&non_loopback_ipv4(), &ca).await;
+    reg.push_image(
+        "d9j1j8i6/oai-smf",
+        "latest",
+        Some(SMF_ENTRYPOINT),
+        Some(SMF_CMD),
+    )
+    .await;
+    let pod = smf_pod(&reg.addr);
+
+    // Without the CA: the certificate is not trusted, the pod is not injected, and says why.
+    let wh = start_webhook(config()).await;
+    let a = wh.admit(&pod).await;
+    assert!(a.allowed() && !a.patched, "{}", a.response);
+    assert!(a.warnings().contains("TLS"), "{}", a.warnings());
+
+    let wh = start_webhook(Config {
+        registry_roots: vec![ca.cert.der().clone()],
+        ..config()
+    })
+    .await;
+    let a = wh.admit(&pod).await;
+    assert!(a.patched, "{}", a.response);
+    assert_eq!(
+        strings(&container(&a.pod, "smf")["command"]),
+        launcher(SMF_ENTRYPOINT)
+    );
+    assert_eq!(strings(&container(&a.pod, "smf")["args"]), SMF_CMD);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_platform_index_resolves_to_the_linux_amd64_image() {
     let reg = Registry::start().await;

@@ -71,7 +71,8 @@ pub async fn request(
     let req = req.body(Full::new(Bytes::from(body))).unwrap();
     let resp = match tls {
         Some(cfg) => {
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
+            let name = rustls::pki_types::ServerName::try_from(host).unwrap();
             let s = tokio_rustls::TlsConnector::from(cfg)
                 .connect(name, tcp)
                 .await
@@ -123,6 +124,8 @@ fn find_registry() -> PathBuf {
 pub struct Registry {
     child: Child,
     pub addr: String,
+    /// Set when the registry serves HTTPS (trusting the test CA).
+    tls: Option<Arc<rustls::ClientConfig>>,
     _dir: tempfile::TempDir,
 }
 
@@ -145,19 +148,39 @@ pub fn sha256(data: &[u8]) -> String {
 
 impl Registry {
     pub async fn start() -> Registry {
+        Self::start_on("127.0.0.1", None).await
+    }
+
+    /// A registry serving HTTPS on `ip` with a certificate from `ca` for that address.
+    pub async fn start_tls(ip: &str, ca: &TestCa) -> Registry {
+        Self::start_on(ip, Some(ca)).await
+    }
+
+    async fn start_on(ip: &str, ca: Option<&TestCa>) -> Registry {
         let bin = find_registry();
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((ip, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("{ip}:{port}");
+        let mut tls_config = String::new();
+        if let Some(ca) = ca {
+            let (cert, key) = ca.leaf_for(&[ip]);
+            std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+            std::fs::write(dir.path().join("tls.key"), key).unwrap();
+            tls_config = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("tls.crt").display(),
+                dir.path().join("tls.key").display()
+            );
+        }
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{tls_config}",
                 dir.path().join("data").display()
             ),
         )
@@ -172,13 +195,14 @@ impl Registry {
         let reg = Registry {
             child,
             addr,
+            tls: ca.map(TestCa::client_config),
             _dir: dir,
         };
         let start = Instant::now();
         loop {
             if let Ok(tcp) = tokio::net::TcpStream::connect(&reg.addr).await {
                 drop(tcp);
-                let r = request(&reg.addr, None, "GET", "/v2/", &[], vec![]).await;
+                let r = reg.call("GET", "/v2/", &[], vec![]).await;
                 if r.status == StatusCode::OK {
                     return reg;
                 }
@@ -192,34 +216,43 @@ impl Registry {
         }
     }
 
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        request(&self.addr, self.tls.clone(), method, path, headers, body).await
+    }
+
     /// Uploads a blob through the registry's HTTP API (monolithic upload), returns its digest.
     pub async fn push_blob(&self, name: &str, data: &[u8]) -> String {
         let digest = sha256(data);
-        let r = request(
-            &self.addr,
-            None,
-            "POST",
-            &format!("/v2/{name}/blobs/uploads/"),
-            &[("content-length", "0")],
-            vec![],
-        )
-        .await;
+        let r = self
+            .call(
+                "POST",
+                &format!("/v2/{name}/blobs/uploads/"),
+                &[("content-length", "0")],
+                vec![],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
         let location = r.headers["location"].to_str().unwrap().to_string();
         let path = location
             .strip_prefix(&format!("http://{}", self.addr))
+            .or_else(|| location.strip_prefix(&format!("https://{}", self.addr)))
             .unwrap_or(&location)
             .to_string();
         let sep = if path.contains('?') { '&' } else { '?' };
-        let r = request(
-            &self.addr,
-            None,
-            "PUT",
-            &format!("{path}{sep}digest={digest}"),
-            &[("content-type", "application/octet-stream")],
-            data.to_vec(),
-        )
-        .await;
+        let r = self
+            .call(
+                "PUT",
+                &format!("{path}{sep}digest={digest}"),
+                &[("content-type", "application/octet-stream")],
+                data.to_vec(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         digest
     }
@@ -231,15 +264,14 @@ impl Registry {
         media_type: &str,
         body: &[u8],
     ) -> String {
-        let r = request(
-            &self.addr,
-            None,
-            "PUT",
-            &format!("/v2/{name}/manifests/{reference}"),
-            &[("content-type", media_type)],
-            body.to_vec(),
-        )
-        .await;
+        let r = self
+            .call(
+                "PUT",
+                &format!("/v2/{name}/manifests/{reference}"),
+                &[("content-type", media_type)],
+                body.to_vec(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         sha256(body)
     }
@@ -340,10 +372,14 @@ impl TestCa {
 
     /// A serving certificate for localhost / 127.0.0.1: (cert PEM, key PEM).
     pub fn leaf(&self) -> (String, String) {
+        self.leaf_for(&["localhost", "127.0.0.1"])
+    }
+
+    /// A serving certificate for these names or addresses: (cert PEM, key PEM).
+    pub fn leaf_for(&self, names: &[&str]) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
