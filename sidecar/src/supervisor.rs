@@ -343,15 +343,18 @@ impl Handler<'_> {
             return self.proceed(mode, req);
         }
         let verdict = if mode == Mode::Enforce { Verdict::Deny } else { Verdict::Alert };
-        let mut flagged = false;
-        if !outside.is_empty() {
-            let reason = outside.iter().map(|o| describe(o)).collect::<Vec<_>>().join("; ");
-            self.emit(mode, &req, verdict, Kind::OutsideModel, reason);
-            flagged = true;
+        // One event per call, naming every reason; its kind is the most telling one.
+        let mut reasons: Vec<String> = outside.iter().map(|o| describe(o)).collect();
+        let mut kind = (!outside.is_empty()).then_some(Kind::OutsideModel);
+        if let Some((special, why)) = &req.special {
+            if *special == Kind::Drift || kind.is_none() {
+                kind = Some(*special);
+            }
+            reasons.push(why.clone());
         }
-        if let Some((kind, why)) = &req.special {
-            self.emit(mode, &req, verdict, *kind, why.clone());
-            flagged = true;
+        let flagged = kind.is_some();
+        if let Some(kind) = kind {
+            self.emit(mode, &req, verdict, kind, reasons.join("; "));
         }
         if flagged && mode == Mode::Enforce {
             return self.deny(req.deny_errno);

@@ -283,11 +283,13 @@ fn a_racing_thread_never_gets_a_forbidden_program_executed() {
     assert!(s.run("learn", &["sh", "-c", &script]).status.success());
     let o = s.run("enforce", &["sh", "-c", &script]);
     assert!(stdout(&o).contains("rc=0"), "{}", stdout(&o));
-    // Each refusal says why: the racer's path was read (outside the model), or
-    // the allowed path was, but another thread could still swap it (unverifiable).
+    // Refusals say why: the racer's path was read (outside the model), or the
+    // allowed path was but another thread could still swap it (unverifiable).
+    // A torn read (half of each path) names no file and fails with ENOENT, as
+    // the kernel would, without an event.
     let ev = s.events();
     let denied_execs = ev.iter().filter(|e| e["verdict"] == "deny" && e["syscall"] == "execve").count();
-    assert_eq!(denied_execs, 1000, "{}", summary(&ev[..5.min(ev.len())]));
+    assert!(denied_execs > 0 && denied_execs <= 1000, "{denied_execs}");
     assert!(ev.iter().any(|e| e["kind"] == "unverifiable"));
 }
 
