@@ -48,6 +48,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct LaunchConfig {
     pub socket: PathBuf,
     pub container: String,
+    /// Exec sessions: an id chosen by whoever wrapped the session (the injector's exec rule).
+    pub session: Option<String>,
+    /// Exec sessions: the API user who opened the session.
+    pub user: Option<String>,
     pub command: Vec<String>,
 }
 
@@ -64,9 +68,18 @@ pub fn parse_args(args: &[String]) -> Result<LaunchConfig, String> {
         .unwrap_or_else(|| PathBuf::from(nfguard_common::paths::SOCKET));
     let mut container =
         std::env::var(nfguard_common::env::CONTAINER_NAME).unwrap_or_else(|_| "main".to_string());
+    let (mut session, mut user) = (None, None);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            "--session" => {
+                i += 1;
+                session = Some(args.get(i).ok_or("--session needs an id")?.clone());
+            }
+            "--user" => {
+                i += 1;
+                user = Some(args.get(i).ok_or("--user needs a name")?.clone());
+            }
             "--socket" => {
                 i += 1;
                 socket = PathBuf::from(args.get(i).ok_or("--socket needs a path")?);
@@ -89,6 +102,8 @@ pub fn parse_args(args: &[String]) -> Result<LaunchConfig, String> {
                 return Ok(LaunchConfig {
                     socket,
                     container,
+                    session,
+                    user,
                     command,
                 });
             }
@@ -295,11 +310,35 @@ fn wait_for(child: Pid) -> i32 {
     }
 }
 
-/// The hello the keeper sends with the listener (one JSON object).
-pub fn hello(container: &str, child: i32, handoffs: u32) -> String {
+/// The hello the keeper sends with the listener (one JSON object; written by
+/// hand to keep serde out of the launcher).
+pub fn hello(cfg: &LaunchConfig, child: i32, handoffs: u32) -> String {
+    let opt = |v: &Option<String>| match v {
+        Some(s) => json_string(s),
+        None => "null".to_string(),
+    };
     format!(
-        "{{\"version\":{PROTOCOL_VERSION},\"container\":\"{container}\",\"child_pid\":{child},\"handoffs\":{handoffs}}}"
+        "{{\"version\":{PROTOCOL_VERSION},\"container\":{},\"child_pid\":{child},\"handoffs\":{handoffs},\"session\":{},\"user\":{}}}",
+        json_string(&cfg.container),
+        opt(&cfg.session),
+        opt(&cfg.user)
     )
+}
+
+/// A JSON string literal (RFC 8259 escapes).
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The keeper's loop: hand the listener over (again after each supervisor
@@ -317,7 +356,7 @@ fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i
         if conn.is_none() && Instant::now() >= next_try {
             match UnixStream::connect(&cfg.socket) {
                 Ok(s) => {
-                    let msg = hello(&cfg.container, child.as_raw(), handoffs);
+                    let msg = hello(cfg, child.as_raw(), handoffs);
                     match send_fd(s.as_fd(), msg.as_bytes(), listener.as_fd()) {
                         Ok(()) => {
                             handoffs += 1;
@@ -421,6 +460,17 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/s"));
         assert_eq!(c.container, "smf");
         assert_eq!(c.command, args(&["sh", "-c", "--", "x"]));
+    }
+
+    #[test]
+    fn the_hello_is_json_whatever_the_user_name() {
+        let mut c = parse_args(&args(&["--session", "s1", "--user", "o\"brien\\\n", "--", "sh"])).unwrap();
+        let h: serde_json::Value = serde_json::from_str(&hello(&c, 42, 1)).unwrap();
+        assert_eq!(h["user"], "o\"brien\\\n");
+        assert_eq!(h["session"], "s1");
+        c.user = None;
+        let h: serde_json::Value = serde_json::from_str(&hello(&c, 42, 1)).unwrap();
+        assert!(h["user"].is_null());
     }
 
     #[test]

@@ -22,3 +22,5 @@ pub mod supervisor;
 pub mod sys;
 pub mod server;
 pub mod run;
+pub mod api;
+pub mod sidecar;

@@ -19,6 +19,10 @@ pub struct Hello {
     pub container: String,
     pub child_pid: i32,
     pub handoffs: u32,
+    #[serde(default)]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// Binds the supervisor's socket, replacing a stale one left by a crash.
@@ -57,10 +61,15 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream) -> io::Result<()> {
     }
     let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(io::Error::from)?;
+    let keeper_pid = cred.pid();
     let listener = Listener {
         fd,
+        session: hello
+            .session
+            .unwrap_or_else(|| format!("{}-{keeper_pid}", hello.container)),
+        user: hello.user,
         container: hello.container,
-        keeper_pid: cred.pid(),
+        keeper_pid,
         connection: Some(stream),
     };
     supervisor::spawn(Arc::clone(shared), listener);

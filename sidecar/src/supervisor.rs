@@ -109,6 +109,11 @@ impl Shared {
 pub struct Listener {
     pub fd: OwnedFd,
     pub container: String,
+    /// Every event of this listener's process tree carries this id: an exec
+    /// session's id, or `<container>-<keeper pid>` for the NF's own tree.
+    pub session: String,
+    /// The API user who opened an exec session, when the injector's exec rule wrapped it.
+    pub user: Option<String>,
     /// The keeper's pid in our PID namespace (SO_PEERCRED).
     pub keeper_pid: i32,
     /// Kept open: the keeper learns of our death when it closes.
@@ -895,6 +900,8 @@ impl Handler<'_> {
         let status = procfs::read_status(pid);
         let mut context = self.shared.base_context.clone();
         context.container = self.listener.container.clone();
+        context.session = Some(self.listener.session.clone());
+        context.user = self.listener.user.clone();
         if context.image.is_none() {
             context.image = self.shared.images.get(&self.listener.container).cloned();
         }

@@ -50,6 +50,14 @@ enum Cmd {
         #[arg(long, value_parser = parse_period)]
         learning_period: Option<std::time::Duration>,
     },
+    /// Run as the sidecar of an injected pod (settings from the environment).
+    Sidecar,
+    /// Exit 0 when the sidecar is ready (the startup probe).
+    Health {
+        /// Keep trying for up to 60 s (a postStart hook of a classic sidecar).
+        #[arg(long)]
+        wait: bool,
+    },
     /// Inspect a model.
     Model {
         #[command(subcommand)]
@@ -116,6 +124,40 @@ fn main() {
                 e.exit_code()
             }
         },
+        Cmd::Sidecar => {
+            let cfg = match nfguard_sidecar::sidecar::config_from(|k| std::env::var(k).ok()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("nfguard: {e}");
+                    std::process::exit(64);
+                }
+            };
+            match nfguard_sidecar::sidecar::run(cfg) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("nfguard: {e}");
+                    64
+                }
+            }
+        }
+        Cmd::Health { wait } => {
+            let cfg = nfguard_sidecar::sidecar::config_from(|k| std::env::var(k).ok());
+            let (dir, sock) = match &cfg {
+                Ok(c) => (c.shared_dir.clone(), c.socket.clone()),
+                Err(_) => (PathBuf::from(nfguard_common::paths::SHARED_DIR), PathBuf::from(nfguard_common::paths::SOCKET)),
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(if wait { 60 } else { 0 });
+            loop {
+                match nfguard_sidecar::sidecar::health(&dir, &sock) {
+                    Ok(()) => break 0,
+                    Err(e) if std::time::Instant::now() >= deadline => {
+                        eprintln!("nfguard: {e}");
+                        break 1;
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+                }
+            }
+        }
         Cmd::Model {
             command: ModelCmd::Show { file },
         } => match Model::load(&file) {

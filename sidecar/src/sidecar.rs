@@ -1,0 +1,210 @@
+//! `nfguard sidecar`: the supervisor inside an injected pod.
+//!
+//! It reads its identity and settings from the environment the injector set
+//! (`nfguard_common::env`), puts the static launcher into the shared volume for
+//! the monitored containers, serves their keepers on the shared socket, and
+//! moves from learn to alert when the learning period ends.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nfguard_common::{env, paths, ExecSessions, Mode};
+
+use crate::event::{Context, EventSink};
+use crate::run::{load_model, save_if_changed, spawn_model_saver, SetupError};
+use crate::supervisor::Shared;
+use crate::{api, server};
+
+/// The sidecar's settings.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    pub mode: Mode,
+    pub learning_period: Option<Duration>,
+    pub exec_sessions: ExecSessions,
+    pub context: Context,
+    pub images: HashMap<String, String>,
+    pub socket: PathBuf,
+    pub shared_dir: PathBuf,
+    /// The model: learned into the shared volume, or read from a mounted file.
+    pub model: PathBuf,
+    pub api_addr: SocketAddr,
+}
+
+/// A setting the injector wrote that the sidecar cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct BadEnv {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// Reads the configuration from environment variables (`get` is `std::env::var` outside tests).
+pub fn config_from(get: impl Fn(&str) -> Option<String>) -> Result<SidecarConfig, BadEnv> {
+    let bad = |var: &'static str, message: String| BadEnv { var, message };
+    let mode = match get(env::MODE) {
+        Some(m) => m.parse::<Mode>().map_err(|e| bad(env::MODE, e.to_string()))?,
+        None => Mode::Learn,
+    };
+    let learning_period = get(env::LEARNING_PERIOD)
+        .filter(|s| !s.is_empty())
+        .map(|s| nfguard_common::parse_duration(&s).map_err(|e| bad(env::LEARNING_PERIOD, e.to_string())))
+        .transpose()?;
+    let exec_sessions = get(env::EXEC_SESSIONS)
+        .map(|s| s.parse::<ExecSessions>().map_err(|e| bad(env::EXEC_SESSIONS, e.to_string())))
+        .transpose()?
+        .unwrap_or_default();
+    let images: HashMap<String, String> = match get(env::CONTAINER_IMAGES) {
+        Some(j) => serde_json::from_str(&j).map_err(|e| bad(env::CONTAINER_IMAGES, format!("not a JSON object of strings: {e}")))?,
+        None => HashMap::new(),
+    };
+    let api_addr = get(env::API_ADDR)
+        .unwrap_or_else(|| "127.0.0.1:9901".into())
+        .parse()
+        .map_err(|e| bad(env::API_ADDR, format!("not an address: {e}")))?;
+    let shared_dir = PathBuf::from(get("NFGUARD_SHARED_DIR").unwrap_or_else(|| paths::SHARED_DIR.into()));
+    let socket = get(env::SOCKET).map(PathBuf::from).unwrap_or_else(|| shared_dir.join("supervisor.sock"));
+    let model = get("NFGUARD_MODEL").map(PathBuf::from).unwrap_or_else(|| shared_dir.join("model.json"));
+    let context = Context {
+        namespace: get(env::POD_NAMESPACE),
+        pod: get(env::POD_NAME),
+        container: String::new(),
+        image: None,
+        node: get(env::NODE_NAME),
+        session: None,
+        user: None,
+    };
+    Ok(SidecarConfig {
+        mode,
+        learning_period,
+        exec_sessions,
+        context,
+        images,
+        socket,
+        shared_dir,
+        model,
+        api_addr,
+    })
+}
+
+/// Copies the launcher into the shared volume (write then rename: a container
+/// starting meanwhile never runs half a binary).
+pub fn install_launcher(source: &Path, shared_dir: &Path) -> io::Result<PathBuf> {
+    let bin = shared_dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let dest = bin.join("nfguard-launch");
+    let tmp = bin.join(".nfguard-launch.tmp");
+    std::fs::copy(source, &tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, &dest)?;
+    Ok(dest)
+}
+
+/// Errors of `nfguard sidecar`, each one line.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error(transparent)]
+    Env(#[from] BadEnv),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("cannot install the launcher into {dir}: {source}")]
+    Launcher { dir: PathBuf, source: io::Error },
+    #[error("cannot serve the API on {addr}: {source}")]
+    Api { addr: SocketAddr, source: io::Error },
+}
+
+/// Runs the sidecar until killed.
+pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
+    let launcher = crate::run::find_launcher(None)?;
+    install_launcher(&launcher, &cfg.shared_dir).map_err(|source| SidecarError::Launcher {
+        dir: cfg.shared_dir.clone(),
+        source,
+    })?;
+    let model = load_model(cfg.mode, &cfg.model)?;
+    let events = EventSink::new(Box::new(io::stdout()));
+    let sock = server::bind(&cfg.socket).map_err(|source| SetupError::Socket {
+        path: cfg.socket.clone(),
+        source,
+    })?;
+    let mut shared = Shared::new(cfg.mode, model, events, cfg.context.clone());
+    shared.images = cfg.images.clone();
+    let shared = Arc::new(shared);
+    api::spawn(Arc::clone(&shared), cfg.api_addr).map_err(|source| SidecarError::Api {
+        addr: cfg.api_addr,
+        source,
+    })?;
+    spawn_model_saver(Arc::clone(&shared), cfg.model.clone(), Duration::from_secs(2));
+    if let (Mode::Learn, Some(period)) = (cfg.mode, cfg.learning_period) {
+        let shared = Arc::clone(&shared);
+        let model_path = cfg.model.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(period);
+            save_if_changed(&shared, &model_path);
+            shared.set_mode(Mode::Alert);
+            eprintln!("nfguard: learning period over; now in alert mode");
+        });
+    }
+    // Ready: the startup probe (`nfguard health`) lets the monitored containers start.
+    let _ = std::fs::write(cfg.shared_dir.join("ready"), b"ok\n");
+    eprintln!(
+        "nfguard: supervising on {} in {} mode (model {})",
+        cfg.socket.display(),
+        cfg.mode,
+        cfg.model.display()
+    );
+    server::accept_loop(shared, sock);
+    Ok(())
+}
+
+/// `nfguard health`: is the sidecar ready (launcher in place, socket accepting)?
+pub fn health(shared_dir: &Path, socket: &Path) -> Result<(), String> {
+    if !shared_dir.join("ready").exists() {
+        return Err("not ready yet".into());
+    }
+    if !shared_dir.join("bin/nfguard-launch").exists() {
+        return Err("launcher missing from the shared volume".into());
+    }
+    std::os::unix::net::UnixStream::connect(socket)
+        .map(drop)
+        .map_err(|e| format!("supervisor socket {}: {e}", socket.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn the_injectors_environment_becomes_the_sidecars_configuration() {
+        let c = config_from(env_of(&[
+            (env::MODE, "learn"),
+            (env::LEARNING_PERIOD, "90s"),
+            (env::POD_NAME, "smf-0"),
+            (env::POD_NAMESPACE, "core"),
+            (env::CONTAINER_IMAGES, r#"{"smf":"oai-smf:v2"}"#),
+        ]))
+        .unwrap();
+        assert_eq!(c.mode, Mode::Learn);
+        assert_eq!(c.learning_period, Some(Duration::from_secs(90)));
+        assert_eq!(c.context.pod.as_deref(), Some("smf-0"));
+        assert_eq!(c.images["smf"], "oai-smf:v2");
+        assert_eq!(c.socket, PathBuf::from("/nfguard/supervisor.sock"));
+        assert_eq!(c.model, PathBuf::from("/nfguard/model.json"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        let e = config_from(env_of(&[(env::MODE, "block")])).unwrap_err().to_string();
+        assert!(e.starts_with("NFGUARD_MODE:") && e.contains("learn, alert, enforce"), "{e}");
+        let e = config_from(env_of(&[(env::CONTAINER_IMAGES, "[1]")])).unwrap_err().to_string();
+        assert!(e.starts_with("NFGUARD_CONTAINER_IMAGES:"), "{e}");
+    }
+}
