@@ -53,6 +53,9 @@ pub struct Config {
     pub registry_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Bound on the whole entrypoint resolution of one pod (all its images).
     pub registry_timeout: Duration,
+    /// The API server, read for exec reviews (which name the pod but do not carry it).
+    /// `None`: exec sessions pass unwrapped, with a warning.
+    pub api_server: Option<crate::apiserver::ApiServerConfig>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             insecure_registries: BTreeSet::new(),
             registry_roots: Vec::new(),
             registry_timeout: Duration::from_secs(3),
+            api_server: None,
         }
     }
 }

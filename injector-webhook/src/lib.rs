@@ -14,7 +14,9 @@
 //!   `nfguard_common` so both sides change together.
 #![forbid(unsafe_code)]
 
+pub mod apiserver;
 pub mod config;
+pub mod exec;
 pub mod image;
 pub mod inject;
 pub mod metrics;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use nfguard_injector::apiserver::{self, ApiServerConfig};
 use nfguard_injector::config::{SidecarResources, DEFAULT_SIDECAR_IMAGE};
 use nfguard_injector::review::Injector;
 use nfguard_injector::{server, tls, Config};
@@ -50,8 +51,35 @@ struct ServeArgs {
     /// How often to check the certificate files for changes.
     #[arg(long, default_value = "5s", value_parser = duration)]
     cert_reload_interval: Duration,
+    /// API server for exec reviews (https://HOST:PORT); default: in-cluster service account.
+    #[arg(long)]
+    api_server: Option<String>,
+    /// PEM CA of the API server (with --api-server).
+    #[arg(long, requires = "api_server")]
+    api_ca: Option<PathBuf>,
+    /// Bearer token file for the API server (with --api-server; re-read for every call).
+    #[arg(long, requires = "api_server")]
+    api_token_file: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+impl ServeArgs {
+    /// Where exec reviews read pods; `Err` is one line for the user (exit 64).
+    fn api_server(&self) -> Result<Option<ApiServerConfig>, String> {
+        let Some(url) = &self.api_server else {
+            return ApiServerConfig::in_cluster().transpose();
+        };
+        let ca = match &self.api_ca {
+            Some(p) => apiserver::read_ca(p).map_err(|e| format!("API server CA: {e}"))?,
+            None => Vec::new(),
+        };
+        Ok(Some(ApiServerConfig {
+            url: url.clone(),
+            token_file: self.api_token_file.clone(),
+            ca,
+        }))
+    }
 }
 
 #[derive(Args)]
@@ -128,6 +156,7 @@ impl CommonArgs {
                 .collect::<BTreeSet<_>>(),
             registry_roots,
             registry_timeout: self.registry_timeout,
+            api_server: None,
         })
     }
 }
@@ -179,10 +208,19 @@ async fn serve(a: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    let config = match a.common.config() {
+    let mut config = match a.common.config() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
+    config.api_server = match a.api_server() {
+        Ok(api) => api,
+        Err(e) => return usage_error(e),
+    };
+    if config.api_server.is_none() {
+        tracing::warn!(
+            "no API server (not in a pod, no --api-server): exec sessions pass unwrapped"
+        );
+    }
     let injector = Arc::new(Injector::new(config));
     let listener = match tokio::net::TcpListener::bind(a.listen).await {
         Ok(l) => l,

@@ -150,7 +150,8 @@ fn percent_encode(s: &str) -> String {
 }
 
 impl Resolver {
-    /// `insecure`: registries (`HOST:PORT`) spoken to over plain HTTP; loopback always is.
+    /// `insecure`: registries (`HOST:PORT`) spoken to over plain HTTP; loopback ones when
+    /// they do not speak TLS (see `loopback_scheme`).
     /// `extra_roots`: CA certificates trusted besides the Mozilla roots (an internal CA).
     pub fn new(
         insecure: BTreeSet<String>,
@@ -234,8 +235,10 @@ impl Resolver {
         if let Some(c) = self.cached(&key, by_digest) {
             return Ok(c);
         }
-        let scheme = if r.is_loopback() || self.insecure.contains(&r.registry) {
+        let scheme = if self.insecure.contains(&r.registry) {
             "http"
+        } else if r.is_loopback() {
+            self.loopback_scheme(&r.registry).await
         } else {
             "https"
         };
@@ -303,6 +306,46 @@ impl Resolver {
         };
         self.store(&key, Some(&digest_key), &out);
         Ok(out)
+    }
+
+    /// A loopback registry (`localhost:5000`, `127.0.0.1:5000`) is tried over HTTPS first and
+    /// spoken to over plain HTTP only when it does not speak TLS at all, as Docker treats
+    /// localhost registries. A registry that speaks TLS with a certificate we do not trust is
+    /// not downgraded: the lookup then fails with the TLS error.
+    async fn loopback_scheme(&self, registry: &str) -> &'static str {
+        let (host, port) = match registry.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().unwrap_or(443)),
+            None => (registry, 443),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(Ok(tcp)) =
+            tokio::time::timeout(Duration::from_secs(1), TcpStream::connect((host, port))).await
+        else {
+            return "https";
+        };
+        let Ok(name) = rustls::pki_types::ServerName::try_from(host.to_string()) else {
+            return "https";
+        };
+        let handshake = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp);
+        match tokio::time::timeout(Duration::from_secs(1), handshake).await {
+            Ok(Ok(_)) => "https",
+            Ok(Err(e)) => {
+                let not_tls = matches!(
+                    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+                    Some(rustls::Error::InvalidMessage(_))
+                ) || matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                );
+                if not_tls {
+                    "http"
+                } else {
+                    "https"
+                }
+            }
+            // No answer to a ClientHello: a plain HTTP server waits for a request line.
+            Err(_) => "http",
+        }
     }
 
     async fn fetch(

@@ -13,7 +13,9 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::DynamicObject;
 use serde_json::Value;
 
+use crate::apiserver::ApiClient;
 use crate::config::Config;
+use crate::exec::{self, ExecOutcome, ExecRequest};
 use crate::metrics::Metrics;
 use crate::mutate::{self, ImageConfigs, Outcome};
 use crate::registry::Resolver;
@@ -45,6 +47,8 @@ pub struct Injector {
     pub config: Config,
     pub resolver: Resolver,
     pub metrics: Metrics,
+    /// Reads pods for exec reviews; `None` when no API server is configured.
+    pub api: Option<ApiClient>,
 }
 
 impl Injector {
@@ -54,6 +58,7 @@ impl Injector {
                 config.insecure_registries.clone(),
                 config.registry_roots.clone(),
             ),
+            api: config.api_server.clone().map(ApiClient::new),
             config,
             metrics: Metrics::default(),
         }
@@ -102,6 +107,18 @@ impl Injector {
         let kind = value["kind"].as_str().unwrap_or("").to_string();
         if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
             return Err(BadReview::Version { api_version, kind });
+        }
+        let sub = value["request"]["subResource"].as_str().unwrap_or("");
+        let is_pods = value["request"]["resource"]["resource"] == "pods"
+            && value["request"]["resource"]["group"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty();
+        if is_pods && matches!(sub, "exec" | "attach" | "ephemeralcontainers") {
+            let request = &value["request"];
+            let uid = request["uid"].as_str().unwrap_or("").to_string();
+            let outcome = self.session(request, sub).await;
+            return encode_session(&uid, outcome, &self.metrics);
         }
         let object = value["request"]
             .get("object")
@@ -185,6 +202,56 @@ impl Injector {
         }
     }
 
+    /// The decision for an exec, attach or debug-container request (see [`crate::exec`]).
+    async fn session(&self, request: &Value, sub: &str) -> ExecOutcome {
+        let namespace = request["namespace"].as_str().unwrap_or("");
+        let name = request["name"].as_str().unwrap_or("");
+        let object = &request["object"];
+        if sub == "ephemeralcontainers" {
+            // The object is the whole pod: no API call needed.
+            let old = request.get("oldObject").filter(|o| !o.is_null());
+            return exec::decide_ephemeral(object, old);
+        }
+        let pod = match &self.api {
+            None => Err(crate::apiserver::ApiError::NotConfigured),
+            Some(api) => api.get_pod(namespace, name).await,
+        };
+        let pod = match pod {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(namespace, name, error = %e, "cannot read the pod of an exec session");
+                return ExecOutcome::Leave {
+                    reason: "pod_unreadable",
+                    warnings: vec![format!(
+                        "nfguard: session not wrapped: cannot read pod {namespace}/{name}: {e}"
+                    )],
+                };
+            }
+        };
+        if sub == "attach" {
+            return exec::decide_attach(&pod, object["stdin"] == true);
+        }
+        let command: Vec<String> = object["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let req = ExecRequest {
+            uid: request["uid"].as_str().unwrap_or(""),
+            user: request["userInfo"]["username"].as_str().unwrap_or(""),
+            container: object["container"].as_str(),
+            command,
+        };
+        let out = exec::decide_exec(&pod, &req);
+        if let ExecOutcome::Wrap { .. } = out {
+            tracing::info!(namespace, name, uid = req.uid, user = req.user, container = ?req.container, "wrapping exec session");
+        }
+        out
+    }
+
     /// Time budget of one review, for callers that want to bound it (registry + slack).
     pub fn budget(&self) -> Duration {
         self.config.registry_timeout + Duration::from_secs(2)
@@ -198,6 +265,45 @@ fn operation_name(op: &Operation) -> &'static str {
         Operation::Delete => "DELETE",
         Operation::Connect => "CONNECT",
     }
+}
+
+/// The response to an exec, attach or debug-container review. Written as JSON directly: the
+/// object is a PodExecOptions (no metadata), which kube's typed request does not model.
+fn encode_session(
+    uid: &str,
+    outcome: ExecOutcome,
+    metrics: &Metrics,
+) -> Result<Vec<u8>, BadReview> {
+    let mut resp = serde_json::json!({"uid": uid, "allowed": true});
+    match &outcome {
+        ExecOutcome::Wrap { warnings, .. } => {
+            metrics.injection(false);
+            if let Some(p) = outcome.patch() {
+                let text = serde_json::to_vec(&p).map_err(BadReview::Encode)?;
+                resp["patchType"] = "JSONPatch".into();
+                resp["patch"] = Value::String(base64(&text));
+            }
+            if !warnings.is_empty() {
+                resp["warnings"] = serde_json::json!(warnings);
+            }
+        }
+        ExecOutcome::Leave { reason, warnings } => {
+            metrics.skip(reason);
+            if !warnings.is_empty() {
+                resp["warnings"] = serde_json::json!(warnings);
+            }
+        }
+        ExecOutcome::Deny { message } => {
+            metrics.denial();
+            resp["allowed"] = false.into();
+            resp["status"] =
+                serde_json::json!({"code": 403, "reason": "Forbidden", "message": message});
+        }
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp
+    }))
+    .map_err(BadReview::Encode)
 }
 
 fn encode(resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {

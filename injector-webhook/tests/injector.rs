@@ -179,26 +179,12 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
     assert!(again.allowed() && !again.patched, "{}", again.response);
 }
 
-/// This machine's address on its default route: a registry there is not on loopback, so the
-/// injector speaks HTTPS to it, as to any real registry.
-fn non_loopback_ipv4() -> String {
-    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    // connect() on UDP sends nothing; it only picks the route and the source address.
-    s.connect("192.0.2.1:9")
-        .or_else(|_| s.connect("10.255.255.1:9"))
-        .expect("this test needs an IPv4 default route (a non-loopback address to serve HTTPS on)");
-    let ip = s.local_addr().unwrap().ip();
-    assert!(
-        !ip.is_loopback() && !ip.is_unspecified(),
-        "this test needs a non-loopback IPv4 address, got {ip}"
-    );
-    ip.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_registry_with_an_internal_ca_is_read_over_tls() {
+    // On loopback (test traffic stays on this machine): a loopback registry that speaks TLS
+    // is read over TLS, and one whose certificate is not trusted is never downgraded to HTTP.
     let ca = TestCa::new("registry CA");
-    let reg = Registry::start_tls(&non_loopback_ipv4(), &ca).await;
+    let reg = Registry::start_tls("127.0.0.1", &ca).await;
     reg.push_image(
         "d9j1j8i6/oai-smf",
         "latest",
@@ -858,6 +844,28 @@ fn the_webhook_configuration_selects_what_the_injector_expects() {
         v["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
         "nfguard-system/nfguard-injector"
     );
+    // The exec rule: same namespaces, CONNECT on exec and attach, UPDATE on debug containers.
+    let e = &v["webhooks"][1];
+    assert_eq!(e["failurePolicy"], "Ignore");
+    assert_eq!(e["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(e["rules"][0]["operations"], json!(["CONNECT"]));
+    assert_eq!(
+        e["rules"][0]["resources"],
+        json!(["pods/exec", "pods/attach"])
+    );
+    assert_eq!(e["rules"][1]["operations"], json!(["UPDATE"]));
+    assert_eq!(
+        e["rules"][1]["resources"],
+        json!(["pods/ephemeralcontainers"])
+    );
+    assert_eq!(e["namespaceSelector"], w["namespaceSelector"]);
+    let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/core/rbac.yaml");
+    let rbac = std::fs::read_to_string(rbac).unwrap();
+    let role: Value = serde_yaml::from_str(rbac.split("\n---\n").next().unwrap()).unwrap();
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}])
+    );
 }
 
 // ---------- the binary ----------
@@ -1036,4 +1044,321 @@ async fn inject_f_on_the_fixtures_gives_yaml_of_the_same_kinds_with_the_same_cod
         err.contains("document 1") && err.contains("nfguard.io/mode"),
         "{err}"
     );
+}
+
+// ---------- exec sessions (pods/exec, pods/attach, pods/ephemeralcontainers) ----------
+
+/// The AMF pod as the injector wrote it and the kubelet runs it: injected through the webhook
+/// (entrypoint from the annotation, amf and exporter monitored), then given a name, a
+/// namespace and a status with the sidecar `ready`.
+async fn running_injected_amf(policy: Option<&str>, sidecar_ready: bool) -> Value {
+    let mut pod = fixture_json("nf-multi-container-pod.yaml", "127.0.0.1:1");
+    pod["metadata"]["annotations"]["nfguard.io/entrypoint"] = json!(r#"{"amf": ["/usr/bin/amf"]}"#);
+    pod["metadata"]["annotations"]["nfguard.io/containers"] = json!("amf,exporter");
+    if let Some(p) = policy {
+        pod["metadata"]["annotations"]["nfguard.io/exec-sessions"] = json!(p);
+    }
+    let wh = start_webhook(config()).await;
+    let a = wh.admit_with(&pod, "core5g", false).await;
+    assert!(a.patched, "{}", a.response);
+    let mut pod = a.pod;
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    pod["metadata"]["name"] = json!("amf-0");
+    pod["metadata"]["namespace"] = json!("core5g");
+    let running =
+        |name: &str, ready: bool| json!({"name": name, "ready": ready, "state": {"running": {}}});
+    pod["status"] = json!({
+        "phase": "Running",
+        "initContainerStatuses": [running("nfguard", sidecar_ready)],
+        "containerStatuses": [running("amf", true), running("exporter", true), running("logship", true)],
+    });
+    pod
+}
+
+fn exec_opts(container: &str, command: &[&str]) -> Value {
+    json!({"kind": "PodExecOptions", "apiVersion": "v1", "stdin": true, "stdout": true,
+           "stderr": false, "tty": true, "container": container, "command": command})
+}
+
+async fn exec_webhook(pods: Vec<Value>) -> (Webhook, PodApi) {
+    let api = PodApi::start(pods).await;
+    let wh = start_webhook(Config {
+        api_server: Some(api.config()),
+        ..config()
+    })
+    .await;
+    (wh, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_into_an_injected_pod_runs_under_the_launcher_naming_the_user_and_session() {
+    let (wh, api) = exec_webhook(vec![running_injected_amf(None, true).await]).await;
+    let uid = "b0a4c1e2-0000-4000-8000-000000000001";
+    let review = exec_review(
+        uid,
+        "core5g",
+        "amf-0",
+        "alice@example.com",
+        exec_opts("amf", &["sh", "-c", "ps -ef"]),
+    );
+    let (resp, opts) = wh.admit_session(&review).await;
+    assert_eq!(resp["allowed"], true, "{resp}");
+    assert_eq!(
+        strings(&opts["command"]),
+        [
+            LAUNCHER,
+            "--container",
+            "amf",
+            "--session",
+            uid,
+            "--user",
+            "alice@example.com",
+            "--",
+            "sh",
+            "-c",
+            "ps -ef"
+        ]
+    );
+    // Nothing else of the session changes (stdin, tty, container).
+    assert_eq!(
+        (
+            opts["stdin"].clone(),
+            opts["tty"].clone(),
+            opts["container"].clone()
+        ),
+        (json!(true), json!(true), json!("amf"))
+    );
+    assert_eq!(
+        api.asked.lock().unwrap().as_slice(),
+        ["/api/v1/namespaces/core5g/pods/amf-0"]
+    );
+
+    // Another request is another session; the second monitored container is wrapped too.
+    let uid2 = "b0a4c1e2-0000-4000-8000-000000000002";
+    let review = exec_review(
+        uid2,
+        "core5g",
+        "amf-0",
+        "system:serviceaccount:ops:debugger",
+        exec_opts("exporter", &["cat", "/etc/passwd"]),
+    );
+    let (_, opts) = wh.admit_session(&review).await;
+    assert_eq!(
+        strings(&opts["command"]),
+        [
+            LAUNCHER,
+            "--container",
+            "exporter",
+            "--session",
+            uid2,
+            "--user",
+            "system:serviceaccount:ops:debugger",
+            "--",
+            "cat",
+            "/etc/passwd"
+        ]
+    );
+    // An exec that is already wrapped is not wrapped twice.
+    let already: Vec<String> = strings(&opts["command"]);
+    let already: Vec<&str> = already.iter().map(String::as_str).collect();
+    let (resp, opts2) = wh
+        .admit_session(&exec_review(
+            "u3",
+            "core5g",
+            "amf-0",
+            "bob",
+            exec_opts("exporter", &already),
+        ))
+        .await;
+    assert!(resp.get("patch").is_none(), "{resp}");
+    assert_eq!(strings(&opts2["command"]), already);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_into_a_pod_nfguard_does_not_protect_is_left_alone() {
+    let mut plain = fixture_json("nf-multi-container-pod.yaml", "127.0.0.1:1");
+    plain["metadata"]["name"] = json!("plain-0");
+    let (wh, _api) = exec_webhook(vec![plain, running_injected_amf(None, true).await]).await;
+    // A pod that was never injected.
+    let (resp, opts) = wh
+        .admit_session(&exec_review(
+            "u1",
+            "core5g",
+            "plain-0",
+            "alice",
+            exec_opts("amf", &["sh"]),
+        ))
+        .await;
+    assert_eq!(resp["allowed"], true);
+    assert!(
+        resp.get("patch").is_none() && resp.get("warnings").is_none(),
+        "{resp}"
+    );
+    assert_eq!(strings(&opts["command"]), ["sh"]);
+    // A container of an injected pod that is not monitored, and the sidecar itself.
+    for c in ["logship", "nfguard"] {
+        let (resp, opts) = wh
+            .admit_session(&exec_review(
+                "u2",
+                "core5g",
+                "amf-0",
+                "alice",
+                exec_opts(c, &["sh"]),
+            ))
+            .await;
+        assert_eq!(resp["allowed"], true);
+        assert!(resp.get("patch").is_none(), "{resp}");
+        assert!(
+            resp["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("not monitored"),
+            "{resp}"
+        );
+        assert_eq!(strings(&opts["command"]), ["sh"]);
+    }
+    // A pod the API server does not know (deleted meanwhile): allowed, unchanged, says why.
+    let (resp, _) = wh
+        .admit_session(&exec_review(
+            "u4",
+            "core5g",
+            "gone-0",
+            "alice",
+            exec_opts("amf", &["sh"]),
+        ))
+        .await;
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none());
+    assert!(
+        resp["warnings"][0].as_str().unwrap().contains("404"),
+        "{resp}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_launcher_is_missing_or_whose_sidecar_is_down_is_not_broken() {
+    // The record says amf is monitored, but the container does not run the launcher (edited
+    // by hand after injection): the launcher may not be in that container at all.
+    let mut edited = running_injected_amf(None, true).await;
+    edited["metadata"]["name"] = json!("amf-edited");
+    for c in edited["spec"]["containers"].as_array_mut().unwrap() {
+        if c["name"] == "amf" {
+            c["command"] = json!(["/usr/bin/amf"]);
+        }
+    }
+    let mut down = running_injected_amf(None, false).await;
+    down["metadata"]["name"] = json!("amf-down");
+    let mut down_deny = running_injected_amf(Some("deny"), false).await;
+    down_deny["metadata"]["name"] = json!("amf-deny");
+    let (wh, _api) = exec_webhook(vec![edited, down, down_deny]).await;
+    for (pod, why) in [
+        ("amf-edited", "does not run under the launcher"),
+        ("amf-down", "not ready"),
+    ] {
+        let (resp, opts) = wh
+            .admit_session(&exec_review(
+                "u1",
+                "core5g",
+                pod,
+                "alice",
+                exec_opts("amf", &["sh"]),
+            ))
+            .await;
+        assert_eq!(resp["allowed"], true, "{resp}");
+        assert!(resp.get("patch").is_none(), "{resp}");
+        assert!(
+            resp["warnings"][0].as_str().unwrap().contains(why),
+            "{resp}"
+        );
+        assert_eq!(strings(&opts["command"]), ["sh"]);
+    }
+    // Under exec-sessions=deny an unmonitored session is refused instead.
+    let (resp, _) = wh
+        .admit_session(&exec_review(
+            "u2",
+            "core5g",
+            "amf-deny",
+            "alice",
+            exec_opts("amf", &["sh"]),
+        ))
+        .await;
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert_eq!(resp["status"]["code"], 403);
+    assert!(
+        resp["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exec-sessions=deny"),
+        "{resp}"
+    );
+
+    // No API server configured: every session passes unchanged, with the reason.
+    let wh = start_webhook(config()).await;
+    let (resp, opts) = wh
+        .admit_session(&exec_review(
+            "u3",
+            "core5g",
+            "amf-0",
+            "alice",
+            exec_opts("amf", &["sh"]),
+        ))
+        .await;
+    assert_eq!(resp["allowed"], true);
+    assert!(
+        resp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no API server"),
+        "{resp}"
+    );
+    assert_eq!(strings(&opts["command"]), ["sh"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_and_debug_containers_are_allowed_with_a_warning_or_refused_under_deny() {
+    let alert = running_injected_amf(None, true).await;
+    let mut deny = running_injected_amf(Some("deny"), true).await;
+    deny["metadata"]["name"] = json!("amf-deny");
+    let (wh, _api) = exec_webhook(vec![alert.clone(), deny.clone()]).await;
+    let attach = json!({"kind": "PodAttachOptions", "apiVersion": "v1", "stdin": true, "stdout": true, "tty": true, "container": "amf"});
+    let (resp, _) = wh
+        .admit_session(&exec_review(
+            "a1",
+            "core5g",
+            "amf-0",
+            "alice",
+            attach.clone(),
+        ))
+        .await;
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none());
+    let (resp, _) = wh
+        .admit_session(&exec_review("a2", "core5g", "amf-deny", "alice", attach))
+        .await;
+    assert_eq!(resp["allowed"], false, "{resp}");
+
+    // kubectl debug: UPDATE pods/ephemeralcontainers carries the whole pod.
+    let debug = |pod: &Value| {
+        let mut new = pod.clone();
+        new["spec"]["ephemeralContainers"] =
+            json!([{"name": "debugger-x1", "image": "busybox", "targetContainerName": "amf"}]);
+        let gvk = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let gvr = json!({"group": "", "version": "v1", "resource": "pods"});
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "d1", "kind": gvk, "resource": gvr, "subResource": "ephemeralcontainers",
+            "name": "amf-0", "namespace": "core5g", "operation": "UPDATE",
+            "userInfo": {"username": "alice"}, "object": new, "oldObject": pod, "dryRun": false}})
+    };
+    let (resp, _) = wh.admit_session(&debug(&alert)).await;
+    assert_eq!(resp["allowed"], true);
+    assert!(
+        resp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("debugger-x1"),
+        "{resp}"
+    );
+    let (resp, _) = wh.admit_session(&debug(&deny)).await;
+    assert_eq!(resp["allowed"], false, "{resp}");
 }

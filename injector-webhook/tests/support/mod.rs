@@ -581,3 +581,172 @@ impl Webhook {
         self.admit_with(pod, "oai", false).await
     }
 }
+
+// ---------- the API server's pod endpoint ----------
+
+/// Stands in for the Kubernetes API server's `GET /api/v1/namespaces/NS/pods/NAME` over real
+/// HTTPS on loopback (no cluster runs on these machines): answers the pods it was given, 404
+/// for the others, 401 without the bearer token. Records the paths it was asked for.
+pub struct PodApi {
+    pub url: String,
+    pub ca: TestCa,
+    pub token_file: PathBuf,
+    pub asked: Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PodApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PodApi {
+    pub async fn start(pods: Vec<Value>) -> PodApi {
+        let ca = TestCa::new("kubernetes CA");
+        let (cert, key) = ca.leaf();
+        let certs: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut key.as_bytes())
+            .unwrap()
+            .unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "test-token\n").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://localhost:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pods = Arc::new(pods);
+        let log = asked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, pods, log) = (acceptor.clone(), pods.clone(), log.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let (pods, log) = (pods.clone(), log.clone());
+                            async move {
+                                let path = req.uri().path().to_string();
+                                log.lock().unwrap().push(path.clone());
+                                let authorized = req
+                                    .headers()
+                                    .get(hyper::header::AUTHORIZATION)
+                                    .is_some_and(|v| v == "Bearer test-token");
+                                let found = pods.iter().find(|p| {
+                                    path == format!(
+                                        "/api/v1/namespaces/{}/pods/{}",
+                                        p["metadata"]["namespace"].as_str().unwrap_or(""),
+                                        p["metadata"]["name"].as_str().unwrap_or("")
+                                    )
+                                });
+                                let (status, body) = match (authorized, found) {
+                                    (false, _) => (
+                                        StatusCode::UNAUTHORIZED,
+                                        json!({"kind": "Status", "code": 401}),
+                                    ),
+                                    (true, None) => (
+                                        StatusCode::NOT_FOUND,
+                                        json!({"kind": "Status", "code": 404}),
+                                    ),
+                                    (true, Some(p)) => (StatusCode::OK, p.clone()),
+                                };
+                                let mut resp =
+                                    hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+                                *resp.status_mut() = status;
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        PodApi {
+            url,
+            ca,
+            token_file,
+            asked,
+            _dir: dir,
+            task,
+        }
+    }
+
+    pub fn config(&self) -> nfguard_injector::apiserver::ApiServerConfig {
+        nfguard_injector::apiserver::ApiServerConfig {
+            url: self.url.clone(),
+            token_file: Some(self.token_file.clone()),
+            ca: vec![self.ca.cert.der().clone()],
+        }
+    }
+}
+
+/// An AdmissionReview for `kubectl exec` (CONNECT pods/exec), as the API server sends it.
+pub fn exec_review(uid: &str, namespace: &str, pod: &str, user: &str, options: Value) -> Value {
+    let opts_kind = json!({"group": "", "version": "v1", "kind": "PodExecOptions"});
+    let gvr = json!({"group": "", "version": "v1", "resource": "pods"});
+    let sub = if options["kind"] == "PodAttachOptions" {
+        "attach"
+    } else {
+        "exec"
+    };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": opts_kind, "resource": gvr, "subResource": sub,
+            "requestKind": opts_kind, "requestResource": gvr, "requestSubResource": sub,
+            "name": pod, "namespace": namespace,
+            "operation": "CONNECT",
+            "userInfo": {"username": user, "uid": "1b2c", "groups": ["system:masters", "system:authenticated"]},
+            "object": options,
+            "oldObject": null,
+            "dryRun": false,
+            "options": null,
+        }
+    })
+}
+
+impl Webhook {
+    /// Sends an exec (or attach) review over HTTPS; returns the response and the
+    /// PodExecOptions with the returned patch applied.
+    pub async fn admit_session(&self, review: &Value) -> (Value, Value) {
+        let r = self
+            .post("application/json", serde_json::to_vec(review).unwrap())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["kind"], "AdmissionReview");
+        let response = v["response"].clone();
+        assert_eq!(response["uid"], review["request"]["uid"]);
+        let mut object = review["request"]["object"].clone();
+        if let Some(p) = response.get("patch") {
+            assert_eq!(response["patchType"], "JSONPatch");
+            let patch: json_patch::Patch =
+                serde_json::from_slice(&base64_decode(p.as_str().expect("base64 text"))).unwrap();
+            json_patch::patch(&mut object, &patch.0).unwrap();
+        }
+        (response, object)
+    }
+}
