@@ -1,9 +1,16 @@
 //! Events: one JSON object per deviation, with everything a responder needs.
+//!
+//! `EventSink::emit` is called on the supervisor's thread while the workload
+//! waits for its answer, so everything it does is local and bounded: the JSON
+//! line to the writer (stdout in the pod, every raw event, unaggregated, as
+//! before), the ring of recent events and the activity ring for the API, the
+//! metrics, and a non-blocking hand-off to the notifying sinks (`sinks`), whose
+//! network and disk work runs on their own thread.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use nfguard_common::Mode;
 use serde::Serialize;
@@ -18,7 +25,7 @@ pub enum Category {
     Filesystem,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Allowed, but outside the model (alert mode).
@@ -28,7 +35,7 @@ pub enum Verdict {
 }
 
 /// Why an event was raised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// The action is not in the learned model.
@@ -112,6 +119,10 @@ pub struct EventSink {
     next_id: AtomicU64,
     written: AtomicU64,
     write_errors: AtomicU64,
+    /// Recent activity, allowed and flagged (the timeline).
+    pub activity: crate::timeline::Timeline,
+    pub metrics: crate::metrics::Metrics,
+    dispatcher: OnceLock<crate::sinks::Dispatcher>,
 }
 
 /// How many recent events the sink keeps in memory.
@@ -125,7 +136,28 @@ impl EventSink {
             next_id: AtomicU64::new(1),
             written: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            activity: crate::timeline::Timeline::default(),
+            metrics: crate::metrics::Metrics::default(),
+            dispatcher: OnceLock::new(),
         }
+    }
+
+    /// Sends every event from now on to the notifying sinks as well (once;
+    /// a second dispatcher is handed back).
+    pub fn attach(
+        &self,
+        dispatcher: crate::sinks::Dispatcher,
+    ) -> Result<(), crate::sinks::Dispatcher> {
+        self.dispatcher.set(dispatcher)
+    }
+
+    pub fn dispatcher(&self) -> Option<&crate::sinks::Dispatcher> {
+        self.dispatcher.get()
+    }
+
+    /// Records an allowed call in the activity ring (see `timeline`).
+    pub fn note_call(&self, call: crate::timeline::Call<'_>) {
+        self.activity.note_call(call)
     }
 
     pub fn next_id(&self) -> u64 {
@@ -147,6 +179,11 @@ impl EventSink {
                 self.written.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.metrics.count_event(&event);
+        self.activity.note_event(&event);
+        if let Some(d) = self.dispatcher.get() {
+            d.submit(event.clone());
+        }
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() == RECENT {
             recent.pop_front();
@@ -163,7 +200,45 @@ impl EventSink {
             .collect()
     }
 
+    /// Recent events after `since` (an event id or a time).
+    pub fn recent_since(&self, since: Option<&Since>) -> Vec<Event> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter()
+            .filter(|e| match since {
+                None => true,
+                Some(Since::Id(id)) => e.id > *id,
+                Some(Since::Time(t)) => parse_time(&e.time).is_some_and(|et| et > *t),
+            })
+            .cloned()
+            .collect()
+    }
+
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
+}
+
+/// Where `GET /events?since=` starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    Id(u64),
+    Time(time::OffsetDateTime),
+}
+
+impl std::str::FromStr for Since {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Since, String> {
+        if let Ok(id) = s.parse::<u64>() {
+            return Ok(Since::Id(id));
+        }
+        parse_time(s)
+            .map(Since::Time)
+            .ok_or_else(|| format!("since={s:?} is neither an event id nor an RFC 3339 time"))
+    }
+}
+
+/// Parses an RFC 3339 time.
+pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }

@@ -24,3 +24,6 @@ pub mod server;
 pub mod run;
 pub mod api;
 pub mod sidecar;
+pub mod metrics;
+pub mod sinks;
+pub mod timeline;

@@ -33,6 +33,10 @@ pub enum SetupError {
     Socket { path: PathBuf, source: io::Error },
     #[error("cannot start {path}: {source}")]
     Spawn { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Sinks(#[from] crate::sinks::ConfigError),
+    #[error("cannot serve the API on {addr}: {source}")]
+    Api { addr: std::net::SocketAddr, source: io::Error },
 }
 
 impl SetupError {
@@ -117,6 +121,10 @@ pub struct RunOptions {
     pub events: Option<PathBuf>,
     pub launcher: Option<PathBuf>,
     pub command: Vec<String>,
+    /// The notifying sinks' document (see sinks.rs).
+    pub sinks: Option<PathBuf>,
+    /// Serve the HTTP API (api.rs) on this address.
+    pub api: Option<std::net::SocketAddr>,
 }
 
 /// Runs `command` under the supervisor; returns its exit status.
@@ -128,6 +136,9 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
     }
     let launcher = find_launcher(opts.launcher.as_deref())?;
     let events = open_events(opts.events.as_deref())?;
+    if let Some(p) = &opts.sinks {
+        crate::sinks::attach_from_file(&events, p, &Context::default())?;
+    }
 
     // Signals for the workload are forwarded by a thread that waits for them;
     // block them before any thread starts so that every thread inherits the mask.
@@ -150,6 +161,9 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
         container: "main".into(),
         ..Context::default()
     }));
+    if let Some(addr) = opts.api {
+        crate::api::spawn(Arc::clone(&shared), addr).map_err(|source| SetupError::Api { addr, source })?;
+    }
     {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || server::accept_loop(shared, sock));
@@ -216,17 +230,27 @@ pub struct SuperviseOptions {
     pub socket: PathBuf,
     pub learning_period: Option<Duration>,
     pub context: Context,
+    /// The notifying sinks' document (see sinks.rs).
+    pub sinks: Option<PathBuf>,
+    /// Serve the HTTP API (api.rs) on this address.
+    pub api: Option<std::net::SocketAddr>,
 }
 
 /// Serves keepers on a socket until killed (the sidecar, and the restart test).
 pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
     let model = load_model(opts.mode, &opts.model)?;
     let events = open_events(opts.events.as_deref())?;
+    if let Some(p) = &opts.sinks {
+        crate::sinks::attach_from_file(&events, p, &opts.context)?;
+    }
     let sock = server::bind(&opts.socket).map_err(|source| SetupError::Socket {
         path: opts.socket.clone(),
         source,
     })?;
     let shared = Arc::new(Shared::new(opts.mode, model, events, opts.context));
+    if let Some(addr) = opts.api {
+        crate::api::spawn(Arc::clone(&shared), addr).map_err(|source| SetupError::Api { addr, source })?;
+    }
     spawn_model_saver(Arc::clone(&shared), opts.model.clone(), Duration::from_secs(1));
     if let (Mode::Learn, Some(period)) = (opts.mode, opts.learning_period) {
         let shared = Arc::clone(&shared);

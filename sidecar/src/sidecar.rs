@@ -126,6 +126,10 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     })?;
     let model = load_model(cfg.mode, &cfg.model)?;
     let events = EventSink::new(Box::new(io::stdout()));
+    crate::sinks::attach_from_env(&events, &cfg.context, &cfg.shared_dir).map_err(|e| BadEnv {
+        var: "NFGUARD_SINKS",
+        message: e.to_string(),
+    })?;
     let sock = server::bind(&cfg.socket).map_err(|source| SetupError::Socket {
         path: cfg.socket.clone(),
         source,

@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime};
 use nfguard_common::Mode;
 
 use crate::event::{Category, Context, Event, EventSink, Kind, Verdict};
+use crate::metrics::Decision;
 use crate::model::{self, FileEntry, ListenEntry, Model, Observation, PeerEntry, SocketEntry, UnixEntry};
 use crate::net::{self, SockAddr, UnixAddr};
 use crate::resolve::{self, Resolved, Root};
@@ -247,11 +248,13 @@ impl Handler<'_> {
 
     fn continue_call(&self) {
         self.shared.stats.allowed.fetch_add(1, Ordering::Relaxed);
+        self.shared.events.metrics.decision(self.n.data.nr, Decision::Allow);
         self.answer(0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32);
     }
 
     fn deny(&self, errno: i32) {
         self.shared.stats.denied.fetch_add(1, Ordering::Relaxed);
+        self.shared.events.metrics.decision(self.n.data.nr, Decision::Deny);
         self.answer(errno, 0);
     }
 
@@ -260,6 +263,8 @@ impl Handler<'_> {
     }
 
     fn handle(&self) {
+        // Decision latency (metrics.rs): recorded when this function returns.
+        let _timer = self.shared.events.metrics.timer();
         let mode = self.shared.mode();
         if self.pid() == 0 {
             // The task is not visible in our PID namespace: we cannot inspect it
@@ -345,6 +350,7 @@ impl Handler<'_> {
                 }
                 self.shared.model_changed.store(true, Ordering::Release);
             }
+            self.note_allowed(&req);
             return self.proceed(mode, req);
         }
         let verdict = if mode == Mode::Enforce { Verdict::Deny } else { Verdict::Alert };
@@ -358,6 +364,9 @@ impl Handler<'_> {
             reasons.push(why.clone());
         }
         let flagged = kind.is_some();
+        if !flagged {
+            self.note_allowed(&req);
+        }
         if let Some(kind) = kind {
             self.emit(mode, &req, verdict, kind, reasons.join("; "));
         }
@@ -378,9 +387,25 @@ impl Handler<'_> {
             Allow::Emulate(em) => {
                 self.shared.stats.emulated.fetch_add(1, Ordering::Relaxed);
                 self.shared.stats.allowed.fetch_add(1, Ordering::Relaxed);
+                self.shared.events.metrics.decision(self.n.data.nr, Decision::Allow);
                 self.emulate(em)
             }
         }
+    }
+
+    /// Forensics (timeline.rs): an allowed call joins the activity ring,
+    /// from what was already decoded.
+    fn note_allowed(&self, req: &Request) {
+        self.shared.events.note_call(crate::timeline::Call {
+            pid: self.pid(),
+            session: &self.listener.session,
+            syscall: self.syscall(),
+            observation: req.observations.first(),
+            path: req.path.as_deref(),
+            address: req.address.as_deref(),
+            port: req.port,
+            argv: req.argv.as_deref(),
+        });
     }
 
     fn emulate(&self, em: Emulation) {

@@ -32,6 +32,12 @@ enum Cmd {
         /// Path of nfguard-launch (default: beside this executable).
         #[arg(long)]
         launcher: Option<PathBuf>,
+        /// Also send alerts to the sinks of this JSON document (docs/alerts.md).
+        #[arg(long)]
+        sinks: Option<PathBuf>,
+        /// Serve the HTTP API (health, model, events, timeline, metrics) on this address.
+        #[arg(long)]
+        api: Option<std::net::SocketAddr>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -49,6 +55,12 @@ enum Cmd {
         /// In learn mode, switch to alert after this long (for example 10m).
         #[arg(long, value_parser = parse_period)]
         learning_period: Option<std::time::Duration>,
+        /// Also send alerts to the sinks of this JSON document (docs/alerts.md).
+        #[arg(long)]
+        sinks: Option<PathBuf>,
+        /// Serve the HTTP API (health, model, events, timeline, metrics) on this address.
+        #[arg(long)]
+        api: Option<std::net::SocketAddr>,
     },
     /// Run as the sidecar of an injected pod (settings from the environment).
     Sidecar,
@@ -88,12 +100,16 @@ fn main() {
             events,
             launcher,
             command,
+            sinks,
+            api,
         } => match run::run(RunOptions {
             mode,
             model,
             events,
             launcher,
             command,
+            sinks,
+            api,
         }) {
             Ok(code) => code,
             Err(e) => {
@@ -107,6 +123,8 @@ fn main() {
             events,
             socket,
             learning_period,
+            sinks,
+            api,
         } => match run::supervise(SuperviseOptions {
             mode,
             model,
@@ -117,6 +135,8 @@ fn main() {
                 container: "main".into(),
                 ..Context::default()
             },
+            sinks,
+            api,
         }) {
             Ok(()) => 0,
             Err(e) => {
