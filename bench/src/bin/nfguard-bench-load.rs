@@ -1,0 +1,173 @@
+//! The load binary: times each syscall with clock_gettime(CLOCK_MONOTONIC)
+//! around it and prints every sample (see `nfguard_bench::wire`).
+//!
+//! ```text
+//! nfguard-bench-load --dir D --port P --nop PATH --ops getppid:20000,connect:2000 [--warmup-pct 10]
+//! ```
+//!
+//! Operations (the timed region is the syscall alone; set-up and close are not timed):
+//! - `clock`: nothing (the cost of the two clock reads);
+//! - `getppid`: unmonitored by the filter;
+//! - `open-ro`: openat(D/ro, O_RDONLY) — the filter looks at the flags and lets it pass;
+//! - `openat-write`: openat(D/w, O_WRONLY|O_CREAT, 0644) — notified;
+//! - `connect`: TCP connect to 127.0.0.1:P — notified (the socket() before it is too, untimed);
+//! - `execve`: fork, then in the child stamp the clock and execve the nop program,
+//!   which reports when its main ran: execve + program start, notified;
+//! - `sleep`: sleeps N milliseconds (lets a memory sampler catch the supervisor).
+//!
+//! Single-threaded on purpose: the fork of the execve operation is then safe.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use nfguard_bench::sys::{self, ExecArgs};
+use nfguard_bench::wire;
+
+struct Opts {
+    dir: PathBuf,
+    port: u16,
+    nop: PathBuf,
+    ops: Vec<(String, usize)>,
+    warmup_pct: usize,
+}
+
+fn parse_args() -> Result<Opts> {
+    let mut a = std::env::args().skip(1);
+    let mut o = Opts {
+        dir: std::env::temp_dir(),
+        port: 0,
+        nop: PathBuf::new(),
+        ops: Vec::new(),
+        warmup_pct: 10,
+    };
+    while let Some(flag) = a.next() {
+        let mut val = || a.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--dir" => o.dir = val()?.into(),
+            "--port" => o.port = val()?.parse()?,
+            "--nop" => o.nop = val()?.into(),
+            "--warmup-pct" => o.warmup_pct = val()?.parse()?,
+            "--ops" => {
+                for spec in val()?.split(',') {
+                    let (name, n) = spec.split_once(':').with_context(|| format!("bad op {spec}: want name:count"))?;
+                    o.ops.push((name.to_string(), n.parse()?));
+                }
+            }
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(o)
+}
+
+/// Runs `f` warm-up + n times; keeps the n timed samples.
+fn timed(n: usize, warm: usize, mut f: impl FnMut() -> Result<u64>) -> Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..warm + n {
+        let ns = f()?;
+        if i >= warm {
+            out.push(ns);
+        }
+    }
+    Ok(out)
+}
+
+fn cpath(p: &std::path::Path) -> Result<CString> {
+    Ok(CString::new(p.as_os_str().as_bytes())?)
+}
+
+fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
+    let warm = (n * o.warmup_pct / 100).max(1);
+    match name {
+        "clock" => timed(n, warm, || {
+            let t0 = sys::now_ns();
+            let t1 = sys::now_ns();
+            Ok(t1 - t0)
+        }),
+        "getppid" => timed(n, warm, || {
+            let t0 = sys::now_ns();
+            let r = sys::getppid_raw();
+            let t1 = sys::now_ns();
+            if r <= 0 {
+                bail!("getppid returned {r}");
+            }
+            Ok(t1 - t0)
+        }),
+        "open-ro" | "openat-write" => {
+            let (path, flags) = if name == "open-ro" {
+                let p = o.dir.join("ro");
+                if !p.exists() {
+                    std::fs::write(&p, b"ro\n")?;
+                }
+                (p, libc::O_RDONLY | libc::O_CLOEXEC)
+            } else {
+                (o.dir.join("w"), libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC)
+            };
+            let c = cpath(&path)?;
+            timed(n, warm, || {
+                let t0 = sys::now_ns();
+                let fd = sys::openat_raw(&c, flags, 0o644);
+                let t1 = sys::now_ns();
+                if fd < 0 {
+                    bail!("openat {}: {}", path.display(), std::io::Error::last_os_error());
+                }
+                sys::close_raw(fd);
+                Ok(t1 - t0)
+            })
+        }
+        "connect" => {
+            let addr = sys::loopback(o.port);
+            timed(n, warm, || {
+                let sock = sys::tcp_socket_rst_on_close()?;
+                let t0 = sys::now_ns();
+                let r = sys::connect_loopback_raw(sock.as_fd(), &addr);
+                let t1 = sys::now_ns();
+                if r < 0 {
+                    bail!("connect 127.0.0.1:{}: {}", o.port, std::io::Error::last_os_error());
+                }
+                Ok(t1 - t0)
+            })
+        }
+        "execve" => {
+            let nop = cpath(&o.nop)?;
+            let args = ExecArgs::new(&[nop.clone(), CString::new("0")?]).with_stamp_slot(1);
+            timed(n, warm, || {
+                let (r, w) = sys::pipe()?;
+                let wfd = w.as_raw_fd();
+                let pid = sys::fork_then(|| {
+                    if !sys::dup2_raw(wfd, 1) {
+                        return sys::exit_now(126);
+                    }
+                    args.write_stamp(sys::now_ns());
+                    sys::exec_or_exit(&nop, &args)
+                })?;
+                drop(w);
+                let mut out = String::new();
+                std::fs::File::from(r).read_to_string(&mut out)?;
+                let status = sys::wait_pid(pid)?;
+                if status != 0 {
+                    bail!("{} exited with wait status {status:#x}", o.nop.display());
+                }
+                out.trim().parse::<u64>().with_context(|| format!("nop printed {out:?}"))
+            })
+        }
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_millis(n as u64));
+            Ok(vec![n as u64 * 1_000_000])
+        }
+        other => bail!("unknown op {other}"),
+    }
+}
+
+fn main() -> Result<()> {
+    let o = parse_args()?;
+    let mut stdout = std::io::stdout().lock();
+    for (name, n) in &o.ops {
+        let samples = run_op(&o, name, *n).with_context(|| format!("op {name}"))?;
+        writeln!(stdout, "{}", wire::format_samples(name, &samples))?;
+    }
+    Ok(())
+}
