@@ -9,10 +9,12 @@
 //! Module map:
 //! - `stats`: percentiles of latency samples;
 //! - `wire`: the text the load binary prints and its parser;
+//! - `bigmodel`: the 10,000-entry model of the memory benchmark;
 //! - `refsup`: the reference supervisor (every notification continues);
 //! - `report`: the JSON report and the table;
 //! - `sys`: every `unsafe` call of this crate, each with its SAFETY argument.
 
+pub mod bigmodel;
 pub mod refsup;
 pub mod report;
 pub mod stats;

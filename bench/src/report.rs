@@ -53,7 +53,9 @@ pub struct OpResult {
 
 impl Syscalls {
     pub fn get(&self, op: &str, config: &str) -> Option<&OpResult> {
-        self.results.iter().find(|r| r.op == op && r.config == config)
+        self.results
+            .iter()
+            .find(|r| r.op == op && r.config == config)
     }
 }
 
@@ -124,7 +126,8 @@ fn ratio(r: Option<f64>) -> String {
 }
 
 fn kib(k: Option<u64>) -> String {
-    k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "not measured".into())
+    k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "not measured".into())
 }
 
 /// The report as Markdown tables.
@@ -161,11 +164,17 @@ pub fn render(r: &Report) -> String {
             for c in &sc.configs {
                 match sc.get(op, c) {
                     Some(x) => {
-                        let mut cell = format!("{} / {}", us(x.summary.median_ns), us(x.summary.p99_ns));
+                        let mut cell =
+                            format!("{} / {}", us(x.summary.median_ns), us(x.summary.p99_ns));
                         if c != "native" {
-                            let _ = write!(cell, " ({}N", ratio(x.ratio_native).trim_end_matches('x'));
+                            let _ =
+                                write!(cell, " ({}N", ratio(x.ratio_native).trim_end_matches('x'));
                             if c != "reference" && x.ratio_reference.is_some() {
-                                let _ = write!(cell, ", {}R", ratio(x.ratio_reference).trim_end_matches('x'));
+                                let _ = write!(
+                                    cell,
+                                    ", {}R",
+                                    ratio(x.ratio_reference).trim_end_matches('x')
+                                );
                             }
                             cell.push(')');
                         }
@@ -186,7 +195,11 @@ pub fn render(r: &Report) -> String {
             n.tool, n.rounds
         );
         for (name, x) in [("native", &n.native), ("enforce", &n.enforce)] {
-            let _ = writeln!(s, "| {name} | {:.0} | {:.3} ms | {:.3} ms |", x.requests_per_s, x.p50_ms, x.p99_ms);
+            let _ = writeln!(
+                s,
+                "| {name} | {:.0} | {:.3} ms | {:.3} ms |",
+                x.requests_per_s, x.p50_ms, x.p99_ms
+            );
         }
         let _ = writeln!(
             s,
@@ -223,7 +236,10 @@ pub fn render(r: &Report) -> String {
         mem.sidecar_image_bytes.map(|b| format!("{:.1} MiB", b as f64 / 1048576.0)).unwrap_or_else(|| "not built".into()),
     );
     if !r.targets.is_empty() {
-        let _ = writeln!(s, "| target | goal | measured | holds |\n| --- | --- | --- | --- |");
+        let _ = writeln!(
+            s,
+            "| target | goal | measured | holds |\n| --- | --- | --- | --- |"
+        );
         for t in &r.targets {
             let h = match t.holds {
                 Some(true) => "yes",
@@ -314,7 +330,10 @@ mod tests {
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
         let table = render(&r);
-        assert!(table.contains("| getppid | 0.80 / 1.50 | 0.80 / 1.50 (1.01N, 0.50R) |"), "{table}");
+        assert!(
+            table.contains("| getppid | 0.80 / 1.50 | 0.80 / 1.50 (1.01N, 0.50R) |"),
+            "{table}"
+        );
         assert!(table.contains("| enforce / native | 0.990 |"), "{table}");
         assert!(table.contains("8.8 MiB"), "{table}");
     }

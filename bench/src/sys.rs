@@ -19,7 +19,10 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
 /// CLOCK_MONOTONIC in nanoseconds (system-wide, so comparable across an exec).
 #[inline(always)]
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -49,10 +52,16 @@ pub fn close_raw(fd: i32) {
 /// connects per run leave no TIME_WAIT behind to exhaust ephemeral ports.
 pub fn tcp_socket_rst_on_close() -> io::Result<OwnedFd> {
     // SAFETY: integer arguments only.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) } as libc::c_long)?;
+    let fd = cvt(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }
+            as libc::c_long,
+    )?;
     // SAFETY: a new fd owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: `linger` is a valid struct of the size passed.
     cvt(unsafe {
         libc::setsockopt(
@@ -273,15 +282,25 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     msg.msg_control = cbuf.0.as_mut_ptr().cast();
     msg.msg_controllen = SPACE;
     // SAFETY: `msg` describes valid writable buffers that outlive the call.
-    let n = cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } as libc::c_long)?;
+    let n = cvt(
+        unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) }
+            as libc::c_long,
+    )?;
     if n == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no fd received"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "no fd received",
+        ));
     }
     // SAFETY: the kernel filled `msg`; CMSG_FIRSTHDR checks the length.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS in message"));
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no SCM_RIGHTS in message",
+            ));
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
         Ok(OwnedFd::from_raw_fd(fd))

@@ -35,7 +35,9 @@ impl std::error::Error for WireError {}
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WireError::BadSample { op, token } => write!(f, "load output: bad sample {token:?} for {op}"),
+            WireError::BadSample { op, token } => {
+                write!(f, "load output: bad sample {token:?} for {op}")
+            }
             WireError::MissingOp(op) => write!(f, "load output: no samples for {op}"),
         }
     }

@@ -53,7 +53,9 @@ fn parse_args() -> Result<Opts> {
             "--warmup-pct" => o.warmup_pct = val()?.parse()?,
             "--ops" => {
                 for spec in val()?.split(',') {
-                    let (name, n) = spec.split_once(':').with_context(|| format!("bad op {spec}: want name:count"))?;
+                    let (name, n) = spec
+                        .split_once(':')
+                        .with_context(|| format!("bad op {spec}: want name:count"))?;
                     o.ops.push((name.to_string(), n.parse()?));
                 }
             }
@@ -104,7 +106,10 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                 }
                 (p, libc::O_RDONLY | libc::O_CLOEXEC)
             } else {
-                (o.dir.join("w"), libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC)
+                (
+                    o.dir.join("w"),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                )
             };
             let c = cpath(&path)?;
             timed(n, warm, || {
@@ -112,7 +117,11 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                 let fd = sys::openat_raw(&c, flags, 0o644);
                 let t1 = sys::now_ns();
                 if fd < 0 {
-                    bail!("openat {}: {}", path.display(), std::io::Error::last_os_error());
+                    bail!(
+                        "openat {}: {}",
+                        path.display(),
+                        std::io::Error::last_os_error()
+                    );
                 }
                 sys::close_raw(fd);
                 Ok(t1 - t0)
@@ -126,7 +135,11 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                 let r = sys::connect_loopback_raw(sock.as_fd(), &addr);
                 let t1 = sys::now_ns();
                 if r < 0 {
-                    bail!("connect 127.0.0.1:{}: {}", o.port, std::io::Error::last_os_error());
+                    bail!(
+                        "connect 127.0.0.1:{}: {}",
+                        o.port,
+                        std::io::Error::last_os_error()
+                    );
                 }
                 Ok(t1 - t0)
             })
@@ -151,7 +164,9 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                 if status != 0 {
                     bail!("{} exited with wait status {status:#x}", o.nop.display());
                 }
-                out.trim().parse::<u64>().with_context(|| format!("nop printed {out:?}"))
+                out.trim()
+                    .parse::<u64>()
+                    .with_context(|| format!("nop printed {out:?}"))
             })
         }
         "sleep" => {

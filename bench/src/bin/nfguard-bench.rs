@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use nfguard_bench::report::{self, Machine, Memory, OpResult, Report, Server, ServerRun, Syscalls, Target, Webhook, WebhookLevel};
+use nfguard_bench::report::{
+    self, Machine, Memory, OpResult, Report, Server, ServerRun, Syscalls, Target, Webhook,
+    WebhookLevel,
+};
 use nfguard_bench::{refsup, stats, wire, wrk};
 
 #[derive(Parser, Debug)]
@@ -68,7 +71,10 @@ impl Bins {
         };
         for p in [&b.nfguard, &b.launcher, &b.load, &b.nop] {
             if !p.is_file() {
-                bail!("{} is missing: build with `cargo build --release --bins` (scripts/bench does)", p.display());
+                bail!(
+                    "{} is missing: build with `cargo build --release --bins` (scripts/bench does)",
+                    p.display()
+                );
             }
         }
         Ok(b)
@@ -78,14 +84,23 @@ impl Bins {
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(cmd) = &args.refsup {
-        let argv: Vec<CString> = cmd.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>()?;
+        let argv: Vec<CString> = cmd
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()?;
         let out = refsup::run(&argv, None)?;
-        eprintln!("nfguard-bench: reference supervisor answered {} notifications", out.notifications);
+        eprintln!(
+            "nfguard-bench: reference supervisor answered {} notifications",
+            out.notifications
+        );
         std::process::exit(out.exit_code());
     }
     let dir = match &args.bin_dir {
         Some(d) => d.clone(),
-        None => std::env::current_exe()?.parent().context("no exe dir")?.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no exe dir")?
+            .to_path_buf(),
     };
     let bins = Bins::find(&dir)?;
     let skip = |s: &str| args.skip.iter().any(|x| x == s);
@@ -137,8 +152,14 @@ fn partial(args: &Args, r: &Report) -> Result<()> {
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(cmd)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn machine() -> Machine {
@@ -153,7 +174,9 @@ fn machine() -> Machine {
         .unwrap_or_default();
     Machine {
         kernel: sh("uname", &["-r"]).unwrap_or_default(),
-        nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        nproc: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         cpu,
         commit: sh("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into()),
         date: sh("date", &["-u", "+%Y-%m-%dT%H:%MZ"]).unwrap_or_default(),
@@ -186,14 +209,21 @@ fn run_checked(mut cmd: Command, what: &str) -> Result<String> {
         bail!(
             "{what} failed ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
         );
     }
     Ok(output_text(&out))
 }
 
 fn count_lines(p: &Path) -> usize {
-    std::fs::read_to_string(p).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0)
 }
 
 fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
@@ -236,14 +266,21 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
         c
     };
     eprintln!("nfguard-bench: learning the load binary's model");
-    run_checked(nfguard("learn", &model, &d.join("learn0.jsonl")), "nfguard run --mode learn")?;
+    run_checked(
+        nfguard("learn", &model, &d.join("learn0.jsonl")),
+        "nfguard run --mode learn",
+    )?;
     std::fs::copy(&model, &learn_model)?;
     let mut pooled: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
     for round in 0..args.rounds {
         for k in 0..CONFIGS.len() {
             // Rotate the order each round so no configuration always runs first.
             let cfg = CONFIGS[(k + round) % CONFIGS.len()];
-            eprintln!("nfguard-bench: syscalls round {}/{} {cfg}", round + 1, args.rounds);
+            eprintln!(
+                "nfguard-bench: syscalls round {}/{} {cfg}",
+                round + 1,
+                args.rounds
+            );
             let text = match cfg {
                 "native" => run_checked(
                     {
@@ -267,17 +304,31 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
                     let out = refsup::run(&argv, Some(w))?;
                     let text = reader.join().unwrap_or_default();
                     if out.exit_code() != 0 {
-                        bail!("load under the reference supervisor exited {}", out.exit_code());
+                        bail!(
+                            "load under the reference supervisor exited {}",
+                            out.exit_code()
+                        );
                     }
                     text
                 }
-                "learn" => run_checked(nfguard("learn", &learn_model, &d.join("learn.jsonl")), "load (learn)")?,
-                "alert" => run_checked(nfguard("alert", &model, &d.join("alert.jsonl")), "load (alert)")?,
-                "enforce" => run_checked(nfguard("enforce", &model, &d.join("enforce.jsonl")), "load (enforce)")?,
+                "learn" => run_checked(
+                    nfguard("learn", &learn_model, &d.join("learn.jsonl")),
+                    "load (learn)",
+                )?,
+                "alert" => run_checked(
+                    nfguard("alert", &model, &d.join("alert.jsonl")),
+                    "load (alert)",
+                )?,
+                "enforce" => run_checked(
+                    nfguard("enforce", &model, &d.join("enforce.jsonl")),
+                    "load (enforce)",
+                )?,
                 "strace" => run_checked(
                     {
                         let mut c = Command::new("strace");
-                        c.args(["-f", "-qq", "-o", "/dev/null"]).arg(&bins.load).args(&load_args);
+                        c.args(["-f", "-qq", "-o", "/dev/null"])
+                            .arg(&bins.load)
+                            .args(&load_args);
                         c
                     },
                     "load (strace)",
@@ -285,7 +336,8 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
                 _ => unreachable!(),
             };
             let want: Vec<&str> = ops.iter().map(|(o, _)| *o).collect();
-            let samples = wire::parse_expecting(&text, &want).with_context(|| format!("config {cfg}"))?;
+            let samples =
+                wire::parse_expecting(&text, &want).with_context(|| format!("config {cfg}"))?;
             for (op, s) in samples {
                 pooled.entry((op, cfg.to_string())).or_default().extend(s);
             }
@@ -293,7 +345,11 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
     }
     let mut results = Vec::new();
     for (op, _) in &ops {
-        let med = |cfg: &str| pooled.get(&(op.to_string(), cfg.to_string())).map(|s| stats::summarize(s));
+        let med = |cfg: &str| {
+            pooled
+                .get(&(op.to_string(), cfg.to_string()))
+                .map(|s| stats::summarize(s))
+        };
         let native = med("native");
         let reference = med("reference");
         for cfg in CONFIGS {
@@ -380,13 +436,18 @@ fn nginx(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Server> {
         .map(PathBuf::from)
         .find(|p| p.is_file())
         .context("nginx not installed (apt-get install nginx-light)")?;
-    let tmp = tempfile::Builder::new().prefix("nfguard-bench-nginx").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("nfguard-bench-nginx")
+        .tempdir()?;
     let t = tmp.path();
     use std::os::unix::fs::PermissionsExt;
     // nginx's workers run as nobody: they must be able to read the document root.
     std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o755))?;
     std::fs::create_dir_all(t.join("html"))?;
-    std::fs::write(t.join("html/index.html"), "<html><body>".to_string() + &"nfguard ".repeat(75) + "</body></html>\n")?;
+    std::fs::write(
+        t.join("html/index.html"),
+        "<html><body>".to_string() + &"nfguard ".repeat(75) + "</body></html>\n",
+    )?;
     let port = free_port()?;
     let p = t.display();
     let conf = format!(
@@ -436,8 +497,16 @@ fn nginx(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Server> {
     let enforce_events = t.join("enforce.jsonl");
     for round in 0..args.rounds {
         for k in 0..2 {
-            let cfg = if (k + round) % 2 == 0 { "native" } else { "enforce" };
-            eprintln!("nfguard-bench: nginx round {}/{} {cfg}", round + 1, args.rounds);
+            let cfg = if (k + round) % 2 == 0 {
+                "native"
+            } else {
+                "enforce"
+            };
+            eprintln!(
+                "nfguard-bench: nginx round {}/{} {cfg}",
+                round + 1,
+                args.rounds
+            );
             let mut child = start((cfg == "enforce").then_some("enforce"), &enforce_events)?;
             wait_port(port, &mut child, &format!("nginx ({cfg})"))?;
             let r = wrk(port, args.nginx_seconds);
@@ -450,7 +519,12 @@ fn nginx(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Server> {
         }
     }
     let med = |cfg: &str, f: fn(&ServerRun) -> f64| {
-        stats::median_f64(&all.iter().filter(|(c, _)| c == cfg).map(|(_, r)| f(r)).collect::<Vec<_>>())
+        stats::median_f64(
+            &all.iter()
+                .filter(|(c, _)| c == cfg)
+                .map(|(_, r)| f(r))
+                .collect::<Vec<_>>(),
+        )
     };
     let pick = |cfg: &str| ServerRun {
         requests_per_s: med(cfg, |r| r.requests_per_s),
@@ -477,7 +551,9 @@ fn review_body() -> Result<Vec<u8>> {
         .context("pod without metadata")?
         .entry("annotations")
         .or_insert_with(|| serde_json::json!({}));
-    ann["nfguard.io/entrypoint"] = serde_json::Value::String(r#"["/openair-smf/bin/oai_smf","-c","/openair-smf/etc/smf.yaml","-o"]"#.into());
+    ann["nfguard.io/entrypoint"] = serde_json::Value::String(
+        r#"["/openair-smf/bin/oai_smf","-c","/openair-smf/etc/smf.yaml","-o"]"#.into(),
+    );
     let gvk = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
     let gvr = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
     let review = serde_json::json!({
@@ -500,7 +576,11 @@ fn review_body() -> Result<Vec<u8>> {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    for base in ["/work/shared/fixtures/k8s", "tests/fixtures/k8s", "../tests/fixtures/k8s"] {
+    for base in [
+        "/work/shared/fixtures/k8s",
+        "tests/fixtures/k8s",
+        "../tests/fixtures/k8s",
+    ] {
         let p = Path::new(base).join(name);
         if p.is_file() {
             return p;
@@ -513,9 +593,12 @@ fn webhook(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Webhook> {
     if !bins.injector.is_file() {
         bail!("{} missing", bins.injector.display());
     }
-    let tmp = tempfile::Builder::new().prefix("nfguard-bench-webhook").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("nfguard-bench-webhook")
+        .tempdir()?;
     let t = tmp.path();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     std::fs::write(t.join("tls.crt"), ck.cert.pem())?;
     std::fs::write(t.join("tls.key"), ck.key_pair.serialize_pem())?;
     let port = free_port()?;
@@ -534,13 +617,21 @@ fn webhook(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Webhook> {
     let result = (|| {
         wait_port(port, &mut child, "nfguard-injector")?;
         let body: &'static [u8] = Box::leak(review_body()?.into_boxed_slice());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let cert = ck.cert.der().clone();
         let mut levels = Vec::new();
         let mut injected = false;
         for clients in [1usize, 32] {
             eprintln!("nfguard-bench: webhook, {clients} clients");
-            let (lat, secs, inj) = rt.block_on(webhook_load(port, cert.clone(), body, clients, args.webhook_seconds))?;
+            let (lat, secs, inj) = rt.block_on(webhook_load(
+                port,
+                cert.clone(),
+                body,
+                clients,
+                args.webhook_seconds,
+            ))?;
             injected |= inj;
             let s = stats::summarize(&lat);
             levels.push(WebhookLevel {
@@ -570,10 +661,12 @@ async fn webhook_load(
 ) -> Result<Latencies> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert)?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let warm_until = Instant::now() + Duration::from_millis(500);
@@ -586,7 +679,8 @@ async fn webhook_load(
             tcp.set_nodelay(true)?;
             let name = rustls::pki_types::ServerName::try_from("localhost")?;
             let tls = connector.connect(name, tcp).await?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
             tokio::spawn(conn);
             let mut lat = Vec::new();
             let mut injected = false;
@@ -602,10 +696,15 @@ async fn webhook_load(
                 send.ready().await?;
                 let resp = send.send_request(req).await?;
                 let status = resp.status();
-                let bytes = http_body_util::BodyExt::collect(resp.into_body()).await?.to_bytes();
+                let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                    .await?
+                    .to_bytes();
                 let done = Instant::now();
                 if !status.is_success() {
-                    bail!("webhook answered {status}: {}", String::from_utf8_lossy(&bytes));
+                    bail!(
+                        "webhook answered {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    );
                 }
                 if !injected {
                     injected = bytes.windows(8).any(|w| w == b"\"patch\":");
@@ -629,45 +728,14 @@ async fn webhook_load(
 
 // ---------------------------------------------------------------- memory
 
-fn big_model(path: &Path, entries: usize) -> Result<()> {
-    use nfguard_sidecar::model::{FileEntry, Model, PeerEntry, ProcessEntry};
-    let mut m = Model::default();
-    for i in 0..entries {
-        let exe = format!("/usr/bin/nf-{}", i % 50);
-        match i % 10 {
-            0 => {
-                m.processes.insert(ProcessEntry {
-                    exe: format!("/usr/lib/nf/helper-{i}"),
-                    parent: exe,
-                });
-            }
-            1 | 2 => {
-                m.network.connect.insert(PeerEntry {
-                    exe,
-                    protocol: "tcp".into(),
-                    address: format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256),
-                    port: 8000 + (i % 1000) as u16,
-                });
-            }
-            _ => {
-                m.filesystem.insert(FileEntry {
-                    exe,
-                    op: "write".into(),
-                    path: format!("/var/lib/nf/data-{}/file-{i}.db", i % 97),
-                });
-            }
-        }
-    }
-    m.save(path)?;
-    Ok(())
-}
-
 fn memory(bins: &Bins, mem: &mut Memory) -> Result<()> {
-    let tmp = tempfile::Builder::new().prefix("nfguard-bench-mem").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("nfguard-bench-mem")
+        .tempdir()?;
     let t = tmp.path();
     let entries = 10_000;
     let model = t.join("big.json");
-    big_model(&model, entries)?;
+    nfguard_bench::bigmodel::write(&model, entries)?;
     mem.model_entries = entries;
     let port = sink_listener()?;
     let mut child = Command::new(&bins.nfguard)
@@ -679,7 +747,13 @@ fn memory(bins: &Bins, mem: &mut Memory) -> Result<()> {
         .arg(&bins.launcher)
         .arg("--")
         .arg(&bins.load)
-        .args(["--dir", &t.display().to_string(), "--port", &port.to_string(), "--nop"])
+        .args([
+            "--dir",
+            &t.display().to_string(),
+            "--port",
+            &port.to_string(),
+            "--nop",
+        ])
         .arg(&bins.nop)
         .args(["--ops", "openat-write:500,connect:500,execve:50,sleep:300"])
         .stdout(Stdio::null())
@@ -697,8 +771,17 @@ fn memory(bins: &Bins, mem: &mut Memory) -> Result<()> {
     }
     mem.supervisor_big_model_kib = peak;
     mem.launcher_bytes = std::fs::metadata(&bins.launcher).ok().map(|m| m.len());
-    mem.sidecar_image_bytes = sh("podman", &["image", "inspect", "localhost/nfguard-sidecar:dev", "--format", "{{.Size}}"])
-        .and_then(|s| s.trim().parse().ok());
+    mem.sidecar_image_bytes = sh(
+        "podman",
+        &[
+            "image",
+            "inspect",
+            "localhost/nfguard-sidecar:dev",
+            "--format",
+            "{{.Size}}",
+        ],
+    )
+    .and_then(|s| s.trim().parse().ok());
     Ok(())
 }
 
@@ -742,22 +825,47 @@ fn targets(r: &Report) -> Vec<Target> {
     }
     if let Some(n) = &r.nginx {
         let tput = n.enforce.requests_per_s / n.native.requests_per_s;
-        add("nginx throughput, enforce", ">= 0.97x native", format!("{tput:.3}x"), Some(tput >= 0.97));
+        add(
+            "nginx throughput, enforce",
+            ">= 0.97x native",
+            format!("{tput:.3}x"),
+            Some(tput >= 0.97),
+        );
         let p99 = n.enforce.p99_ms / n.native.p99_ms;
-        add("nginx p99 latency, enforce", "<= 1.10x native", format!("{p99:.3}x"), Some(p99 <= 1.10));
+        add(
+            "nginx p99 latency, enforce",
+            "<= 1.10x native",
+            format!("{p99:.3}x"),
+            Some(p99 <= 1.10),
+        );
     }
     if let Some(w) = &r.webhook {
         if let Some(l) = w.levels.iter().find(|l| l.clients == 32) {
-            add("webhook p99, 32 clients", "< 2 ms", format!("{:.2} ms", l.p99_ms), Some(l.p99_ms < 2.0));
+            add(
+                "webhook p99, 32 clients",
+                "< 2 ms",
+                format!("{:.2} ms", l.p99_ms),
+                Some(l.p99_ms < 2.0),
+            );
         }
     }
     let m = &r.memory;
     if let Some(k) = m.supervisor_big_model_kib {
         let mb = k as f64 / 1024.0;
-        add("supervisor peak RSS, 10,000-entry model", "< 20 MB", format!("{mb:.1} MiB"), Some(k * 1024 < 20_000_000));
+        add(
+            "supervisor peak RSS, 10,000-entry model",
+            "< 20 MB",
+            format!("{mb:.1} MiB"),
+            Some(k * 1024 < 20_000_000),
+        );
     }
     if let Some(b) = m.launcher_bytes {
-        add("static launcher size", "< 1 MB", format!("{:.0} KiB", b as f64 / 1024.0), Some(b < 1_000_000));
+        add(
+            "static launcher size",
+            "< 1 MB",
+            format!("{:.0} KiB", b as f64 / 1024.0),
+            Some(b < 1_000_000),
+        );
     }
     t
 }
