@@ -24,6 +24,7 @@ pub mod server;
 pub mod run;
 pub mod api;
 pub mod sidecar;
+pub mod outside;
 pub mod metrics;
 pub mod sinks;
 pub mod timeline;

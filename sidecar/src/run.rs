@@ -234,6 +234,8 @@ pub struct SuperviseOptions {
     pub sinks: Option<PathBuf>,
     /// Serve the HTTP API (api.rs) on this address.
     pub api: Option<std::net::SocketAddr>,
+    /// Watch for processes the launcher did not start (outside.rs).
+    pub watch_outside: Option<crate::outside::WatchOptions>,
 }
 
 /// Serves keepers on a socket until killed (the sidecar, and the restart test).
@@ -259,6 +261,9 @@ pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
             shared.set_mode(Mode::Alert);
             eprintln!("nfguard: learning period over; now in alert mode");
         });
+    }
+    if let Some(w) = opts.watch_outside {
+        crate::outside::spawn(Arc::clone(&shared), w).map_err(|source| SetupError::Spawn { path: "the exec-session watcher thread".into(), source })?;
     }
     server::accept_loop(shared, sock);
     Ok(())

@@ -62,6 +62,7 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream) -> io::Result<()> {
     let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(io::Error::from)?;
     let keeper_pid = cred.pid();
+    crate::outside::register_keeper(keeper_pid, &hello.container);
     let listener = Listener {
         fd,
         session: hello

@@ -61,6 +61,15 @@ enum Cmd {
         /// Serve the HTTP API (health, model, events, timeline, metrics) on this address.
         #[arg(long)]
         api: Option<std::net::SocketAddr>,
+        /// Also report processes the launcher did not start (docs/exec-sessions.md).
+        #[arg(long)]
+        watch_outside: bool,
+        /// With --watch-outside: alert, deny or allow.
+        #[arg(long, default_value = "alert")]
+        exec_sessions: nfguard_common::ExecSessions,
+        /// With --watch-outside: how often /proc/loadavg is looked at when nothing is exec'd.
+        #[arg(long, default_value = "250ms", value_parser = parse_interval)]
+        watch_interval: std::time::Duration,
     },
     /// Run as the sidecar of an injected pod (settings from the environment).
     Sidecar,
@@ -85,6 +94,11 @@ enum ModelCmd {
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
     s.parse::<Mode>().map_err(|e| e.to_string())
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let ms = s.strip_suffix("ms").ok_or("expected milliseconds, for example 250ms")?;
+    ms.parse().map(std::time::Duration::from_millis).map_err(|e| format!("{s}: {e}"))
 }
 
 fn parse_period(s: &str) -> Result<std::time::Duration, String> {
@@ -125,6 +139,9 @@ fn main() {
             learning_period,
             sinks,
             api,
+            watch_outside,
+            exec_sessions,
+            watch_interval,
         } => match run::supervise(SuperviseOptions {
             mode,
             model,
@@ -137,6 +154,7 @@ fn main() {
             },
             sinks,
             api,
+            watch_outside: watch_outside.then_some(nfguard_sidecar::outside::WatchOptions { policy: exec_sessions, interval: watch_interval }),
         }) {
             Ok(()) => 0,
             Err(e) => {
