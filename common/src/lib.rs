@@ -160,7 +160,9 @@ impl FromStr for ExecSessions {
 
 /// A duration that is not of the form `90s`, `10m`, `1h30m`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected a number followed by s, m or h (for example 90s, 10m, 1h30m)")]
+#[error(
+    "invalid duration {0:?}: expected a number followed by s, m or h (for example 90s, 10m, 1h30m)"
+)]
 pub struct BadDuration(pub String);
 
 /// Parses durations such as `45s`, `10m`, `1h30m`, `2h` (what operators write in annotations).

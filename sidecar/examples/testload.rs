@@ -7,7 +7,6 @@
 //! syscall under test, with the argument memory under the test's control.
 #![allow(clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::CString;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +41,12 @@ impl FlipBuf {
 }
 
 /// Spawns a thread that keeps writing `a` and `b` alternately at `addr`.
-fn flipper(addr: usize, a: String, b: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn flipper(
+    addr: usize,
+    a: String,
+    b: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     assert_eq!(a.len(), b.len(), "race paths must have the same length");
     std::thread::spawn(move || {
         let p = addr as *mut u8;
@@ -64,7 +68,10 @@ fn main() {
     let a = |i: usize| args.get(i).cloned().unwrap_or_default();
     match a(0).as_str() {
         "connect" => {
-            let r = TcpStream::connect_timeout(&format!("{}:{}", a(1), a(2)).parse().unwrap(), Duration::from_secs(2));
+            let r = TcpStream::connect_timeout(
+                &format!("{}:{}", a(1), a(2)).parse().unwrap(),
+                Duration::from_secs(2),
+            );
             report("connect", r.map(drop));
         }
         "listen" => {
@@ -72,15 +79,25 @@ fn main() {
             report("listen", r.map(drop));
         }
         "write" => {
-            let r = std::fs::OpenOptions::new().create(true).append(true).open(a(1)).and_then(|mut f| f.write_all(b"x\n"));
+            let r = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(a(1))
+                .and_then(|mut f| f.write_all(b"x\n"));
             report("write", r);
         }
         "exec" => {
-            let err = std::os::unix::process::CommandExt::exec(std::process::Command::new(a(1)).args(&args[2..]));
+            let err = std::os::unix::process::CommandExt::exec(
+                std::process::Command::new(a(1)).args(&args[2..]),
+            );
             println!("exec errno={}", err.raw_os_error().unwrap_or(0));
         }
         "socket" => {
-            let (family, kind, proto) = (a(1).parse().unwrap(), a(2).parse().unwrap(), a(3).parse().unwrap());
+            let (family, kind, proto) = (
+                a(1).parse().unwrap(),
+                a(2).parse().unwrap(),
+                a(3).parse().unwrap(),
+            );
             let fd = unsafe { libc::socket(family, kind, proto) };
             if fd < 0 {
                 println!("socket errno={}", errno());
@@ -101,14 +118,19 @@ fn main() {
         "race-open" => {
             // Open for write, N times, through a buffer a second thread flips
             // between an allowed and a forbidden path of the same length.
-            let (allowed, forbidden, n): (String, String, usize) = (a(1), a(2), a(3).parse().unwrap());
+            let (allowed, forbidden, n): (String, String, usize) =
+                (a(1), a(2), a(3).parse().unwrap());
             let fb = FlipBuf::new(&allowed);
             let stop = Arc::new(AtomicBool::new(false));
             let t = flipper(fb.ptr(), allowed, forbidden, Arc::clone(&stop));
             let (mut ok, mut denied) = (0, 0);
             for _ in 0..n {
                 let fd = unsafe {
-                    libc::open(fb.ptr() as *const libc::c_char, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o644)
+                    libc::open(
+                        fb.ptr() as *const libc::c_char,
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                        0o644,
+                    )
                 };
                 if fd >= 0 {
                     unsafe {
@@ -127,7 +149,8 @@ fn main() {
         "race-exec" => {
             // N times: fork; in the child, a second thread flips the path while
             // the first calls execve on it.
-            let (allowed, forbidden, n): (String, String, usize) = (a(1), a(2), a(3).parse().unwrap());
+            let (allowed, forbidden, n): (String, String, usize) =
+                (a(1), a(2), a(3).parse().unwrap());
             let (mut ran, mut refused) = (0, 0);
             for _ in 0..n {
                 match unsafe { libc::fork() } {
@@ -138,7 +161,11 @@ fn main() {
                         let argv = [fb.ptr() as *const libc::c_char, std::ptr::null()];
                         let envp = [std::ptr::null::<libc::c_char>()];
                         unsafe {
-                            libc::execve(fb.ptr() as *const libc::c_char, argv.as_ptr(), envp.as_ptr());
+                            libc::execve(
+                                fb.ptr() as *const libc::c_char,
+                                argv.as_ptr(),
+                                envp.as_ptr(),
+                            );
                             libc::_exit(100 + errno().min(100));
                         }
                     }
@@ -180,7 +207,9 @@ fn main() {
         "forkstorm" => {
             // Many children at once, each exec'ing a program.
             let (n, prog): (usize, String) = (a(1).parse().unwrap(), a(2));
-            let children: Vec<_> = (0..n).map(|_| std::process::Command::new(&prog).spawn()).collect();
+            let children: Vec<_> = (0..n)
+                .map(|_| std::process::Command::new(&prog).spawn())
+                .collect();
             let ok = children
                 .into_iter()
                 .filter_map(|c| c.ok())
@@ -192,7 +221,8 @@ fn main() {
         "tick" => {
             // Writes a counter to a file every interval (a notified open each
             // time), for the supervisor-restart test.
-            let (path, ms, count): (String, u64, u64) = (a(1), a(2).parse().unwrap(), a(3).parse().unwrap());
+            let (path, ms, count): (String, u64, u64) =
+                (a(1), a(2).parse().unwrap(), a(3).parse().unwrap());
             for i in 0..count {
                 if let Err(e) = std::fs::write(&path, i.to_string()) {
                     println!("tick errno={}", e.raw_os_error().unwrap_or(0));

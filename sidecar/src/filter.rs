@@ -85,34 +85,125 @@ const fn refuse(nr: i64, name: &'static str, errno: i32, why: &'static str) -> R
 /// The policy, x86_64 numbers.
 pub const RULES: &[Rule] = &[
     // Processes.
-    notify(libc::SYS_execve, "execve", "every program the workload runs"),
-    notify(libc::SYS_execveat, "execveat", "same, including fileless exec of a memfd (AT_EMPTY_PATH)"),
-    notify(libc::SYS_ptrace, "ptrace", "a tracer can rewrite another process's memory and registers"),
-    notify(libc::SYS_process_vm_writev, "process_vm_writev", "writes another process's memory"),
+    notify(
+        libc::SYS_execve,
+        "execve",
+        "every program the workload runs",
+    ),
+    notify(
+        libc::SYS_execveat,
+        "execveat",
+        "same, including fileless exec of a memfd (AT_EMPTY_PATH)",
+    ),
+    notify(
+        libc::SYS_ptrace,
+        "ptrace",
+        "a tracer can rewrite another process's memory and registers",
+    ),
+    notify(
+        libc::SYS_process_vm_writev,
+        "process_vm_writev",
+        "writes another process's memory",
+    ),
     // Network.
-    notify(libc::SYS_socket, "socket", "family, type and protocol: raw and packet sockets matter"),
-    notify(libc::SYS_connect, "connect", "outbound peers (TCP, and UDP destinations fixed by connect)"),
-    notify(libc::SYS_bind, "bind", "ports and unix paths the workload serves on"),
-    notify(libc::SYS_listen, "listen", "the port a stream socket starts accepting on"),
+    notify(
+        libc::SYS_socket,
+        "socket",
+        "family, type and protocol: raw and packet sockets matter",
+    ),
+    notify(
+        libc::SYS_connect,
+        "connect",
+        "outbound peers (TCP, and UDP destinations fixed by connect)",
+    ),
+    notify(
+        libc::SYS_bind,
+        "bind",
+        "ports and unix paths the workload serves on",
+    ),
+    notify(
+        libc::SYS_listen,
+        "listen",
+        "the port a stream socket starts accepting on",
+    ),
     // Filesystem: only opens that can change a file.
-    notify_if(libc::SYS_open, "open", 1, OPEN_WRITE_MASK, "opens for write, create, truncate"),
-    notify_if(libc::SYS_openat, "openat", 2, OPEN_WRITE_MASK, "opens for write, create, truncate"),
-    notify(libc::SYS_openat2, "openat2", "flags live in a struct the BPF program cannot read"),
+    notify_if(
+        libc::SYS_open,
+        "open",
+        1,
+        OPEN_WRITE_MASK,
+        "opens for write, create, truncate",
+    ),
+    notify_if(
+        libc::SYS_openat,
+        "openat",
+        2,
+        OPEN_WRITE_MASK,
+        "opens for write, create, truncate",
+    ),
+    notify(
+        libc::SYS_openat2,
+        "openat2",
+        "flags live in a struct the BPF program cannot read",
+    ),
     notify(libc::SYS_creat, "creat", "always creates or truncates"),
     notify(libc::SYS_truncate, "truncate", "changes a file by path"),
     notify(libc::SYS_unlink, "unlink", "removes a file"),
-    notify(libc::SYS_unlinkat, "unlinkat", "removes a file or directory"),
+    notify(
+        libc::SYS_unlinkat,
+        "unlinkat",
+        "removes a file or directory",
+    ),
     notify(libc::SYS_rename, "rename", "replaces or moves a file"),
     notify(libc::SYS_renameat, "renameat", "replaces or moves a file"),
     notify(libc::SYS_renameat2, "renameat2", "replaces or moves a file"),
-    notify_if(libc::SYS_chmod, "chmod", 1, CHMOD_EXEC_MASK, "making a file executable"),
-    notify_if(libc::SYS_fchmod, "fchmod", 1, CHMOD_EXEC_MASK, "making a file executable"),
-    notify_if(libc::SYS_fchmodat, "fchmodat", 2, CHMOD_EXEC_MASK, "making a file executable"),
-    notify_if(452, "fchmodat2", 2, CHMOD_EXEC_MASK, "making a file executable (linux 6.6)"),
+    notify_if(
+        libc::SYS_chmod,
+        "chmod",
+        1,
+        CHMOD_EXEC_MASK,
+        "making a file executable",
+    ),
+    notify_if(
+        libc::SYS_fchmod,
+        "fchmod",
+        1,
+        CHMOD_EXEC_MASK,
+        "making a file executable",
+    ),
+    notify_if(
+        libc::SYS_fchmodat,
+        "fchmodat",
+        2,
+        CHMOD_EXEC_MASK,
+        "making a file executable",
+    ),
+    notify_if(
+        452,
+        "fchmodat2",
+        2,
+        CHMOD_EXEC_MASK,
+        "making a file executable (linux 6.6)",
+    ),
     // Refused outright.
-    refuse(libc::SYS_io_uring_setup, "io_uring_setup", libc::EPERM, "io_uring submissions bypass seccomp"),
-    refuse(libc::SYS_io_uring_enter, "io_uring_enter", libc::EPERM, "io_uring submissions bypass seccomp"),
-    refuse(libc::SYS_io_uring_register, "io_uring_register", libc::EPERM, "io_uring submissions bypass seccomp"),
+    refuse(
+        libc::SYS_io_uring_setup,
+        "io_uring_setup",
+        libc::EPERM,
+        "io_uring submissions bypass seccomp",
+    ),
+    refuse(
+        libc::SYS_io_uring_enter,
+        "io_uring_enter",
+        libc::EPERM,
+        "io_uring submissions bypass seccomp",
+    ),
+    refuse(
+        libc::SYS_io_uring_register,
+        "io_uring_register",
+        libc::EPERM,
+        "io_uring submissions bypass seccomp",
+    ),
 ];
 
 /// The name of syscall `nr` if the policy names it.
@@ -168,14 +259,15 @@ pub fn compile(rules: &[Rule]) -> Vec<sock_filter> {
         Action::NotifyIfArgMask { .. } => 4,
         _ => 1,
     };
-    let mut prog = Vec::new();
-    prog.push(stmt(BPF_LD_W_ABS, OFF_ARCH));
-    // Foreign ABI: refuse (the supervisor decodes x86_64 numbers only).
-    prog.push(jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0));
-    prog.push(stmt(BPF_RET_K, ret_errno(libc::EPERM as u32)));
-    prog.push(stmt(BPF_LD_W_ABS, OFF_NR));
-    prog.push(jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, 0, 1));
-    prog.push(stmt(BPF_RET_K, ret_errno(libc::EPERM as u32)));
+    let mut prog = vec![
+        stmt(BPF_LD_W_ABS, OFF_ARCH),
+        // Foreign ABI: refuse (the supervisor decodes x86_64 numbers only).
+        jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(BPF_RET_K, ret_errno(libc::EPERM as u32)),
+        stmt(BPF_LD_W_ABS, OFF_NR),
+        jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(BPF_RET_K, ret_errno(libc::EPERM as u32)),
+    ];
     // Dispatch: the jeq for rule i sits at dispatch_start + i; its body starts
     // after all remaining jeqs, the final allow, and the bodies before it.
     let n = rules.len();
@@ -265,7 +357,12 @@ mod tests {
             if let Action::NotifyIfArgMask { arg, mask } = r.action {
                 let mut args = [0u64; 6];
                 args[arg as usize] = u64::from(mask & mask.wrapping_neg()); // lowest bit of the mask
-                assert_eq!(run(&prog, AUDIT_ARCH_X86_64, r.nr as u32, args), RET_NOTIFY, "{}", r.name);
+                assert_eq!(
+                    run(&prog, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                    RET_NOTIFY,
+                    "{}",
+                    r.name
+                );
             }
         }
     }
@@ -273,17 +370,53 @@ mod tests {
     #[test]
     fn read_only_opens_and_unlisted_syscalls_stay_in_the_kernel() {
         let prog = program();
-        let ro = [0, libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64, 0, 0, 0, 0];
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_open as u32, ro), RET_ALLOW);
-        let ro_at = [0, 0, libc::O_CLOEXEC as u64 | libc::O_DIRECTORY as u64, 0, 0, 0];
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, ro_at), RET_ALLOW);
+        let ro = [
+            0,
+            libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
+            0,
+            0,
+            0,
+            0,
+        ];
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, libc::SYS_open as u32, ro),
+            RET_ALLOW
+        );
+        let ro_at = [
+            0,
+            0,
+            libc::O_CLOEXEC as u64 | libc::O_DIRECTORY as u64,
+            0,
+            0,
+            0,
+        ];
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, ro_at),
+            RET_ALLOW
+        );
         let creat_at = [0, 0, (libc::O_WRONLY | libc::O_CREAT) as u64, 0o644, 0, 0];
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, creat_at), RET_NOTIFY);
-        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_getppid, libc::SYS_sendmsg, libc::SYS_close] {
-            assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr as u32, [0; 6]), RET_ALLOW, "{nr}");
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, creat_at),
+            RET_NOTIFY
+        );
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_getppid,
+            libc::SYS_sendmsg,
+            libc::SYS_close,
+        ] {
+            assert_eq!(
+                run(&prog, AUDIT_ARCH_X86_64, nr as u32, [0; 6]),
+                RET_ALLOW,
+                "{nr}"
+            );
         }
         let chmod_ro = [0, 0o644, 0, 0, 0, 0];
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_chmod as u32, chmod_ro), RET_ALLOW);
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, libc::SYS_chmod as u32, chmod_ro),
+            RET_ALLOW
+        );
     }
 
     #[test]
@@ -292,6 +425,9 @@ mod tests {
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         let eperm = ret_errno(libc::EPERM as u32);
         assert_eq!(run(&prog, AUDIT_ARCH_I386, 11, [0; 6]), eperm);
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 59, [0; 6]), eperm);
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 59, [0; 6]),
+            eperm
+        );
     }
 }

@@ -126,7 +126,10 @@ pub fn resolve_command(cmd: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(cmd))
         .find(|p| {
             std::fs::metadata(p)
-                .map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .map(|m| {
+                    m.is_file()
+                        && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+                })
                 .unwrap_or(false)
         })
 }
@@ -150,9 +153,14 @@ fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
 pub fn run(cfg: LaunchConfig) -> i32 {
     let program = match resolve_command(&cfg.command[0]) {
         Some(p) => p,
-        None => fail(EXIT_NOT_FOUND, format!("{}: command not found", cfg.command[0])),
+        None => fail(
+            EXIT_NOT_FOUND,
+            format!("{}: command not found", cfg.command[0]),
+        ),
     };
-    let to_c = |s: &[u8]| CString::new(s).unwrap_or_else(|_| fail(EXIT_USAGE, "argument contains a NUL byte"));
+    let to_c = |s: &[u8]| {
+        CString::new(s).unwrap_or_else(|_| fail(EXIT_USAGE, "argument contains a NUL byte"))
+    };
     let c_program = to_c(program.as_os_str().as_bytes());
     let c_args: Vec<CString> = cfg.command.iter().map(|a| to_c(a.as_bytes())).collect();
     let bpf = filter::program();
@@ -165,7 +173,9 @@ pub fn run(cfg: LaunchConfig) -> i32 {
         handled.add(s);
     }
     let mut old_mask = SigSet::empty();
-    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), Some(&mut old_mask)) {
+    if let Err(e) =
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), Some(&mut old_mask))
+    {
         fail(EXIT_SETUP, format!("sigprocmask: {e}"));
     }
     let (keeper_end, child_end) = socketpair(
@@ -195,7 +205,10 @@ pub fn run(cfg: LaunchConfig) -> i32 {
             let _ = kill(child, Signal::SIGKILL);
             let status = wait_for(child);
             if status == 0 {
-                fail(EXIT_SETUP, format!("the command's filter was not handed over: {e}"));
+                fail(
+                    EXIT_SETUP,
+                    format!("the command's filter was not handed over: {e}"),
+                );
             }
             return status;
         }
@@ -223,12 +236,18 @@ fn child_exec(
     }
     let listener = match sys::install_filter_with_listener(bpf) {
         Ok(fd) => fd,
-        Err(e) => fail(EXIT_SETUP, format!("seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER): {e}")),
+        Err(e) => fail(
+            EXIT_SETUP,
+            format!("seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER): {e}"),
+        ),
     };
     // From here until execve, only syscalls the filter does not notify:
     // sendmsg, close, exit (filter.rs keeps it that way).
     if let Err(e) = send_fd(to_keeper.as_fd(), b"listener", listener.as_fd()) {
-        fail(EXIT_SETUP, format!("handing the listener to the keeper: {e}"));
+        fail(
+            EXIT_SETUP,
+            format!("handing the listener to the keeper: {e}"),
+        );
     }
     drop(listener);
     drop(to_keeper);
@@ -238,11 +257,18 @@ fn child_exec(
     } else {
         126
     };
-    fail(code, format!("{}: {}", program.to_string_lossy(), err.desc()))
+    fail(
+        code,
+        format!("{}: {}", program.to_string_lossy(), err.desc()),
+    )
 }
 
 /// Sends `data` with exactly one fd attached (SCM_RIGHTS).
-pub fn send_fd(sock: std::os::fd::BorrowedFd<'_>, data: &[u8], fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+pub fn send_fd(
+    sock: std::os::fd::BorrowedFd<'_>,
+    data: &[u8],
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(data)];
@@ -276,7 +302,10 @@ pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8
             }
         }
         if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "control message truncated"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "control message truncated",
+            ));
         }
         (msg.bytes, fd)
     };
@@ -284,7 +313,10 @@ pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8
     match fd {
         Some(fd) => Ok((fd, buf)),
         None if n == 0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed")),
-        None => Err(io::Error::new(io::ErrorKind::InvalidData, "message without an fd")),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "message without an fd",
+        )),
     }
 }
 
@@ -384,7 +416,9 @@ fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i
         let timeout = if conn.is_some() {
             PollTimeout::NONE
         } else {
-            let ms = next_try.saturating_duration_since(Instant::now()).as_millis();
+            let ms = next_try
+                .saturating_duration_since(Instant::now())
+                .as_millis();
             PollTimeout::try_from(ms.min(1000) as i32).unwrap_or(PollTimeout::ZERO)
         };
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -396,7 +430,10 @@ fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i
             Err(e) => fail(EXIT_SETUP, format!("poll: {e}")),
         }
         let signal_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let conn_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let conn_ready = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty());
         drop(fds);
         if signal_ready {
             while let Ok(Some(info)) = sfd.read_signal() {
@@ -413,10 +450,11 @@ fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i
         if conn_ready {
             // The supervisor never writes; readable means it closed: it died or restarts.
             let mut byte = [0u8; 64];
-            let closed = match conn.as_ref().map(|c| nix::unistd::read(c.as_raw_fd(), &mut byte)) {
-                Some(Ok(0)) | Some(Err(_)) => true,
-                _ => false,
-            };
+            let closed = matches!(
+                conn.as_ref()
+                    .map(|c| nix::unistd::read(c.as_raw_fd(), &mut byte)),
+                Some(Ok(0)) | Some(Err(_))
+            );
             if closed {
                 // The supervisor also closes when the filter has no user left,
                 // i.e. when the command has just exited: reap before worrying.
@@ -435,7 +473,10 @@ fn keep(cfg: &LaunchConfig, child: Pid, listener: OwnedFd, handled: SigSet) -> i
 fn reap(child: Pid) -> Option<i32> {
     let mut result = None;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+        match waitpid(
+            Pid::from_raw(-1),
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+        ) {
             Ok(WaitStatus::StillAlive) | Err(_) => return result,
             Ok(s) => {
                 if s.pid() == Some(child) {
@@ -456,7 +497,18 @@ mod tests {
 
     #[test]
     fn arguments_after_the_separator_are_the_command_verbatim() {
-        let c = parse_args(&args(&["--socket", "/s", "--container", "smf", "--", "sh", "-c", "--", "x"])).unwrap();
+        let c = parse_args(&args(&[
+            "--socket",
+            "/s",
+            "--container",
+            "smf",
+            "--",
+            "sh",
+            "-c",
+            "--",
+            "x",
+        ]))
+        .unwrap();
         assert_eq!(c.socket, PathBuf::from("/s"));
         assert_eq!(c.container, "smf");
         assert_eq!(c.command, args(&["sh", "-c", "--", "x"]));
@@ -464,7 +516,15 @@ mod tests {
 
     #[test]
     fn the_hello_is_json_whatever_the_user_name() {
-        let mut c = parse_args(&args(&["--session", "s1", "--user", "o\"brien\\\n", "--", "sh"])).unwrap();
+        let mut c = parse_args(&args(&[
+            "--session",
+            "s1",
+            "--user",
+            "o\"brien\\\n",
+            "--",
+            "sh",
+        ]))
+        .unwrap();
         let h: serde_json::Value = serde_json::from_str(&hello(&c, 42, 1)).unwrap();
         assert_eq!(h["user"], "o\"brien\\\n");
         assert_eq!(h["session"], "s1");
@@ -475,8 +535,14 @@ mod tests {
 
     #[test]
     fn bad_launcher_arguments_are_refused_with_a_reason() {
-        assert!(parse_args(&args(&["sh"])).unwrap_err().contains("unknown argument"));
-        assert!(parse_args(&args(&["--"])).unwrap_err().contains("no command"));
-        assert!(parse_args(&args(&["--container", "a\"b", "--", "x"])).unwrap_err().contains("invalid container"));
+        assert!(parse_args(&args(&["sh"]))
+            .unwrap_err()
+            .contains("unknown argument"));
+        assert!(parse_args(&args(&["--"]))
+            .unwrap_err()
+            .contains("no command"));
+        assert!(parse_args(&args(&["--container", "a\"b", "--", "x"]))
+            .unwrap_err()
+            .contains("invalid container"));
     }
 }

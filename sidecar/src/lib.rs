@@ -11,20 +11,21 @@
 //! - `procfs`, `net`: pure parsers of /proc files and socket addresses;
 //! - `sys`: every `unsafe` call, each with its SAFETY argument.
 
+pub mod api;
 pub mod event;
 pub mod filter;
+pub mod journal;
 pub mod launch;
+pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod outside;
 pub mod procfs;
 pub mod resolve;
+pub mod run;
+pub mod server;
+pub mod sidecar;
+pub mod sinks;
 pub mod supervisor;
 pub mod sys;
-pub mod server;
-pub mod run;
-pub mod api;
-pub mod sidecar;
-pub mod outside;
-pub mod metrics;
-pub mod sinks;
 pub mod timeline;

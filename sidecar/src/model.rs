@@ -189,7 +189,10 @@ impl Model {
         };
         let mut text = serde_json::to_string_pretty(self).map_err(|e| err(e.into()))?;
         text.push('\n');
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = dir.join(format!(
             ".{}.tmp.{}",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
@@ -251,7 +254,9 @@ impl Model {
             return false;
         }
         match obs.clone() {
-            Observation::Exec { parent, exe } => self.processes.insert(ProcessEntry { exe, parent }),
+            Observation::Exec { parent, exe } => {
+                self.processes.insert(ProcessEntry { exe, parent })
+            }
             Observation::Socket(e) => self.network.sockets.insert(e),
             Observation::Listen(e) => self.network.listen.insert(e),
             Observation::Connect(e) => self.network.connect.insert(e),
@@ -300,9 +305,15 @@ impl Model {
     /// Adds everything of `other` (learning again merges, it does not overwrite).
     pub fn merge(&mut self, other: &Model) {
         self.processes.extend(other.processes.iter().cloned());
-        self.network.sockets.extend(other.network.sockets.iter().cloned());
-        self.network.listen.extend(other.network.listen.iter().cloned());
-        self.network.connect.extend(other.network.connect.iter().cloned());
+        self.network
+            .sockets
+            .extend(other.network.sockets.iter().cloned());
+        self.network
+            .listen
+            .extend(other.network.listen.iter().cloned());
+        self.network
+            .connect
+            .extend(other.network.connect.iter().cloned());
         self.network.unix.extend(other.network.unix.iter().cloned());
         for f in &other.filesystem {
             self.learn(&Observation::File(f.clone()));
@@ -325,7 +336,11 @@ impl Model {
         );
         let mut rows: Vec<[String; 3]> = Vec::new();
         for p in &self.processes {
-            rows.push(["process".into(), p.exe.clone(), format!("started by {}", p.parent)]);
+            rows.push([
+                "process".into(),
+                p.exe.clone(),
+                format!("started by {}", p.parent),
+            ]);
         }
         for s in &self.network.sockets {
             rows.push([
@@ -335,7 +350,11 @@ impl Model {
             ]);
         }
         for l in &self.network.listen {
-            rows.push(["listen".into(), l.exe.clone(), format!("{} port {}", l.protocol, l.port)]);
+            rows.push([
+                "listen".into(),
+                l.exe.clone(),
+                format!("{} port {}", l.protocol, l.port),
+            ]);
         }
         for c in &self.network.connect {
             rows.push([
@@ -402,7 +421,10 @@ fn looks_generated(c: &str) -> bool {
     if c.chars().all(|ch| ch.is_ascii_digit()) {
         return true;
     }
-    let hexish = c.chars().filter(|ch| ch.is_ascii_hexdigit() || *ch == '-').count();
+    let hexish = c
+        .chars()
+        .filter(|ch| ch.is_ascii_hexdigit() || *ch == '-')
+        .count();
     if c.len() >= 16 && hexish == c.len() {
         return true;
     }
@@ -413,8 +435,11 @@ fn looks_generated(c: &str) -> bool {
         let lower = tail.iter().any(|ch| ch.is_ascii_lowercase());
         let digit = tail.iter().any(|ch| ch.is_ascii_digit());
         let sep = c.chars().rev().nth(6);
-        let after_sep_or_tmp = matches!(sep, Some('.') | Some('-') | Some('_')) || c.starts_with("tmp");
-        return after_sep_or_tmp && (upper as u8 + lower as u8 + digit as u8) >= 2 && (upper || digit);
+        let after_sep_or_tmp =
+            matches!(sep, Some('.') | Some('-') | Some('_')) || c.starts_with("tmp");
+        return after_sep_or_tmp
+            && (upper as u8 + lower as u8 + digit as u8) >= 2
+            && (upper || digit);
     }
     false
 }
@@ -445,14 +470,23 @@ mod tests {
 
     #[test]
     fn generated_components_are_generalised_and_names_are_kept() {
-        assert_eq!(generalize_path("/proc/4242/attr/current"), "/proc/*/attr/current");
+        assert_eq!(
+            generalize_path("/proc/4242/attr/current"),
+            "/proc/*/attr/current"
+        );
         assert_eq!(generalize_path("/tmp/tmpXy12Ab"), "/tmp/*");
         assert_eq!(generalize_path("/tmp/sh-thd.Ab12Cd"), "/tmp/*");
         assert_eq!(
             generalize_path("/run/3f2a9c1e-77b0-4c2e-9d51-0a1b2c3d4e5f/x"),
             "/run/*/x"
         );
-        for keep in ["/var/lib/osmocom/hlr.db", "/etc/passwd", "/var/log/smf.log", "/tmp/x", "/data/journal"] {
+        for keep in [
+            "/var/lib/osmocom/hlr.db",
+            "/etc/passwd",
+            "/var/log/smf.log",
+            "/tmp/x",
+            "/data/journal",
+        ] {
             assert_eq!(generalize_path(keep), keep);
         }
     }
@@ -466,8 +500,14 @@ mod tests {
         let entries: Vec<_> = m.filesystem.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(entries, vec!["/var/spool/*"]);
         assert!(m.allows(&file("/bin/sh", "create", "/var/spool/job.new")));
-        assert!(!m.allows(&file("/bin/sh", "create", "/var/spool/sub/dir")), "* is one component");
-        assert!(!m.allows(&file("/bin/bash", "create", "/var/spool/job.new")), "another exe");
+        assert!(
+            !m.allows(&file("/bin/sh", "create", "/var/spool/sub/dir")),
+            "* is one component"
+        );
+        assert!(
+            !m.allows(&file("/bin/bash", "create", "/var/spool/job.new")),
+            "another exe"
+        );
     }
 
     #[test]
@@ -488,11 +528,21 @@ mod tests {
     #[test]
     fn versions_and_malformed_files_get_one_clear_message() {
         let p = Path::new("m.json");
-        let e = Model::from_json(r#"{"version": 2}"#, p).unwrap_err().to_string();
-        assert!(e.contains("version 2") && e.contains("reads version 1"), "{e}");
+        let e = Model::from_json(r#"{"version": 2}"#, p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("version 2") && e.contains("reads version 1"),
+            "{e}"
+        );
         let e = Model::from_json("{", p).unwrap_err().to_string();
-        assert!(e.starts_with("model m.json is not a valid nfguard model"), "{e}");
-        let e = Model::from_json(r#"{"version":1,"procs":[]}"#, p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("model m.json is not a valid nfguard model"),
+            "{e}"
+        );
+        let e = Model::from_json(r#"{"version":1,"procs":[]}"#, p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field"), "{e}");
         let ok = Model::from_json(&serde_json::to_string(&Model::default()).unwrap(), p).unwrap();
         assert_eq!(ok, Model::default());

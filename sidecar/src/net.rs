@@ -6,7 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// A decoded sockaddr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SockAddr {
-    Inet { address: String, port: u16 },
+    Inet {
+        address: String,
+        port: u16,
+    },
     Unix(UnixAddr),
     /// AF_UNSPEC: connect() uses it to dissolve an association.
     Unspec,
@@ -150,18 +153,33 @@ mod tests {
     fn unix_paths_abstract_names_and_truncated_input() {
         let mut p = vec![1, 0];
         p.extend(b"/run/x.sock\0garbage");
-        assert_eq!(parse_sockaddr(&p).unwrap(), SockAddr::Unix(UnixAddr::Path("/run/x.sock".into())));
+        assert_eq!(
+            parse_sockaddr(&p).unwrap(),
+            SockAddr::Unix(UnixAddr::Path("/run/x.sock".into()))
+        );
         let mut a = vec![1, 0, 0];
         a.extend(b"nfg");
-        assert_eq!(parse_sockaddr(&a).unwrap(), SockAddr::Unix(UnixAddr::Abstract("nfg".into())));
-        assert_eq!(parse_sockaddr(&[1, 0]).unwrap(), SockAddr::Unix(UnixAddr::Unnamed));
+        assert_eq!(
+            parse_sockaddr(&a).unwrap(),
+            SockAddr::Unix(UnixAddr::Abstract("nfg".into()))
+        );
+        assert_eq!(
+            parse_sockaddr(&[1, 0]).unwrap(),
+            SockAddr::Unix(UnixAddr::Unnamed)
+        );
         assert!(parse_sockaddr(&[2]).is_err());
-        assert!(parse_sockaddr(&[2, 0, 1, 2]).is_err(), "a forged short sockaddr_in");
+        assert!(
+            parse_sockaddr(&[2, 0, 1, 2]).is_err(),
+            "a forged short sockaddr_in"
+        );
     }
 
     #[test]
     fn protocol_names_follow_type_and_protocol() {
-        assert_eq!(protocol_name(libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0), "tcp");
+        assert_eq!(
+            protocol_name(libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0),
+            "tcp"
+        );
         assert_eq!(protocol_name(libc::SOCK_DGRAM, 17), "udp");
         assert_eq!(protocol_name(libc::SOCK_STREAM, 132), "sctp");
         assert_eq!(protocol_name(libc::SOCK_RAW, 1), "icmp");

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(s.gid[3], 100);
         assert_eq!(s.threads, 3);
         assert_eq!(s.umask, 0o027);
-        assert!(parse_status("Name:\tx\n").is_none(), "no Uid line: not a status file");
+        assert!(
+            parse_status("Name:\tx\n").is_none(),
+            "no Uid line: not a status file"
+        );
     }
 
     #[test]

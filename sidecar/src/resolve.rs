@@ -62,7 +62,13 @@ fn cstr(s: &str) -> io::Result<CString> {
 pub fn open_path(path: &str, extra: i32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     let cwd = std::fs::File::open("/")?;
-    sys::openat2(cwd.as_fd(), &c, libc::O_PATH | libc::O_CLOEXEC | extra, 0, 0)
+    sys::openat2(
+        cwd.as_fd(),
+        &c,
+        libc::O_PATH | libc::O_CLOEXEC | extra,
+        0,
+        0,
+    )
 }
 
 /// Opens `path` (absolute, in the target's view) beneath the target's root.
@@ -74,7 +80,7 @@ fn open_in_root(root: &Root, path: &str, flags: i32) -> io::Result<OwnedFd> {
         &cstr(rel)?,
         flags | libc::O_CLOEXEC,
         0,
-        (libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS) as u64,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     )
 }
 
@@ -83,7 +89,11 @@ pub enum Resolved {
     /// It exists: an O_PATH fd on it and its real path.
     Existing { fd: OwnedFd, real: String },
     /// It does not exist (yet): its real parent directory and the final name.
-    Missing { dir: OwnedFd, real: String, name: String },
+    Missing {
+        dir: OwnedFd,
+        real: String,
+        name: String,
+    },
 }
 
 impl Resolved {
@@ -206,7 +216,10 @@ mod tests {
         assert_eq!(strip_root("/", "/etc/x"), "/etc/x");
         assert_eq!(strip_root("/srv/jail", "/srv/jail/etc/x"), "/etc/x");
         assert_eq!(strip_root("/srv/jail", "/srv/jail"), "/");
-        assert_eq!(strip_root("/srv/jail", "/srv/jailbreak/x"), "/srv/jailbreak/x");
+        assert_eq!(
+            strip_root("/srv/jail", "/srv/jailbreak/x"),
+            "/srv/jailbreak/x"
+        );
     }
 
     #[test]
@@ -225,7 +238,11 @@ mod tests {
             Resolved::Existing { .. } => panic!("should not exist"),
         }
         let r = resolve(&root, &format!("{d}/dangling"), true).unwrap();
-        assert_eq!(r.real(), format!("{d}/real/target"), "a dangling link is followed");
+        assert_eq!(
+            r.real(),
+            format!("{d}/real/target"),
+            "a dangling link is followed"
+        );
         let r = resolve(&root, &format!("{d}/dangling"), false).unwrap();
         assert_eq!(r.real(), format!("{d}/dangling"), "unless told not to");
     }

@@ -36,7 +36,10 @@ pub enum SetupError {
     #[error(transparent)]
     Sinks(#[from] crate::sinks::ConfigError),
     #[error("cannot serve the API on {addr}: {source}")]
-    Api { addr: std::net::SocketAddr, source: io::Error },
+    Api {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
 }
 
 impl SetupError {
@@ -143,7 +146,12 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
     // Signals for the workload are forwarded by a thread that waits for them;
     // block them before any thread starts so that every thread inherits the mask.
     let mut forwarded = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
         forwarded.add(s);
     }
     let _ = forwarded.thread_block();
@@ -157,19 +165,30 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
         path: sock_path.clone(),
         source,
     })?;
-    let shared = Arc::new(Shared::new(opts.mode, model, events, Context {
-        container: "main".into(),
-        ..Context::default()
-    }));
+    let shared = Arc::new(Shared::new(
+        opts.mode,
+        model,
+        events,
+        Context {
+            container: "main".into(),
+            ..Context::default()
+        },
+    ));
     if let Some(addr) = opts.api {
-        crate::api::spawn(Arc::clone(&shared), addr).map_err(|source| SetupError::Api { addr, source })?;
+        crate::api::spawn(Arc::clone(&shared), addr)
+            .map_err(|source| SetupError::Api { addr, source })?;
     }
     {
         let shared = Arc::clone(&shared);
-        std::thread::spawn(move || server::accept_loop(shared, sock));
+        let dir = dir.clone();
+        std::thread::spawn(move || server::accept_loop(shared, sock, &dir));
     }
     if opts.mode == Mode::Learn {
-        spawn_model_saver(Arc::clone(&shared), opts.model.clone(), Duration::from_secs(2));
+        spawn_model_saver(
+            Arc::clone(&shared),
+            opts.model.clone(),
+            Duration::from_secs(2),
+        );
     }
     let mut child = Command::new(&launcher)
         .arg("--socket")
@@ -212,14 +231,20 @@ fn private_dir() -> io::Result<PathBuf> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let p = base.join(format!("nfguard-{}-{nanos:x}-{attempt}", std::process::id()));
+        let p = base.join(format!(
+            "nfguard-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
         match std::fs::DirBuilder::new().mode(0o700).create(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary directory"))
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free temporary directory",
+    ))
 }
 
 /// What `nfguard supervise` was asked to do.
@@ -251,9 +276,14 @@ pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
     })?;
     let shared = Arc::new(Shared::new(opts.mode, model, events, opts.context));
     if let Some(addr) = opts.api {
-        crate::api::spawn(Arc::clone(&shared), addr).map_err(|source| SetupError::Api { addr, source })?;
+        crate::api::spawn(Arc::clone(&shared), addr)
+            .map_err(|source| SetupError::Api { addr, source })?;
     }
-    spawn_model_saver(Arc::clone(&shared), opts.model.clone(), Duration::from_secs(1));
+    spawn_model_saver(
+        Arc::clone(&shared),
+        opts.model.clone(),
+        Duration::from_secs(1),
+    );
     if let (Mode::Learn, Some(period)) = (opts.mode, opts.learning_period) {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -263,8 +293,17 @@ pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
         });
     }
     if let Some(w) = opts.watch_outside {
-        crate::outside::spawn(Arc::clone(&shared), w).map_err(|source| SetupError::Spawn { path: "the exec-session watcher thread".into(), source })?;
+        crate::outside::spawn(Arc::clone(&shared), w).map_err(|source| SetupError::Spawn {
+            path: "the exec-session watcher thread".into(),
+            source,
+        })?;
     }
-    server::accept_loop(shared, sock);
+    let state_dir = opts
+        .socket
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    server::accept_loop(shared, sock, &state_dir);
     Ok(())
 }

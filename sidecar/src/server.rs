@@ -35,12 +35,13 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
-/// Accepts keepers forever, one listener thread each.
-pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener) {
+/// Accepts keepers forever, one listener thread each. Each listener's
+/// in-flight journal lives in `state_dir`.
+pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener, state_dir: &Path) {
     for conn in sock.incoming() {
         match conn {
             Ok(stream) => {
-                if let Err(e) = take_listener(&shared, stream) {
+                if let Err(e) = take_listener(&shared, stream, state_dir) {
                     eprintln!("nfguard: a keeper's handover failed: {e}");
                 }
             }
@@ -49,14 +50,18 @@ pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener) {
     }
 }
 
-fn take_listener(shared: &Arc<Shared>, stream: UnixStream) -> io::Result<()> {
+fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> io::Result<()> {
     let (fd, bytes) = launch::recv_fd(stream.as_fd())?;
     let hello: Hello = serde_json::from_slice(&bytes)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad hello: {e}")))?;
     if hello.version != launch::PROTOCOL_VERSION {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("keeper speaks protocol {}, this supervisor {}", hello.version, launch::PROTOCOL_VERSION),
+            format!(
+                "keeper speaks protocol {}, this supervisor {}",
+                hello.version,
+                launch::PROTOCOL_VERSION
+            ),
         ));
     }
     let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
@@ -72,6 +77,8 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream) -> io::Result<()> {
         container: hello.container,
         keeper_pid,
         connection: Some(stream),
+        // Keyed by the keeper, which outlives supervisor restarts.
+        journal: Some(state_dir.join(format!(".inflight-{keeper_pid}"))),
     };
     supervisor::spawn(Arc::clone(shared), listener);
     Ok(())

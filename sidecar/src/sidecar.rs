@@ -47,28 +47,45 @@ pub struct BadEnv {
 pub fn config_from(get: impl Fn(&str) -> Option<String>) -> Result<SidecarConfig, BadEnv> {
     let bad = |var: &'static str, message: String| BadEnv { var, message };
     let mode = match get(env::MODE) {
-        Some(m) => m.parse::<Mode>().map_err(|e| bad(env::MODE, e.to_string()))?,
+        Some(m) => m
+            .parse::<Mode>()
+            .map_err(|e| bad(env::MODE, e.to_string()))?,
         None => Mode::Learn,
     };
     let learning_period = get(env::LEARNING_PERIOD)
         .filter(|s| !s.is_empty())
-        .map(|s| nfguard_common::parse_duration(&s).map_err(|e| bad(env::LEARNING_PERIOD, e.to_string())))
+        .map(|s| {
+            nfguard_common::parse_duration(&s).map_err(|e| bad(env::LEARNING_PERIOD, e.to_string()))
+        })
         .transpose()?;
     let exec_sessions = get(env::EXEC_SESSIONS)
-        .map(|s| s.parse::<ExecSessions>().map_err(|e| bad(env::EXEC_SESSIONS, e.to_string())))
+        .map(|s| {
+            s.parse::<ExecSessions>()
+                .map_err(|e| bad(env::EXEC_SESSIONS, e.to_string()))
+        })
         .transpose()?
         .unwrap_or_default();
     let images: HashMap<String, String> = match get(env::CONTAINER_IMAGES) {
-        Some(j) => serde_json::from_str(&j).map_err(|e| bad(env::CONTAINER_IMAGES, format!("not a JSON object of strings: {e}")))?,
+        Some(j) => serde_json::from_str(&j).map_err(|e| {
+            bad(
+                env::CONTAINER_IMAGES,
+                format!("not a JSON object of strings: {e}"),
+            )
+        })?,
         None => HashMap::new(),
     };
     let api_addr = get(env::API_ADDR)
         .unwrap_or_else(|| "127.0.0.1:9901".into())
         .parse()
         .map_err(|e| bad(env::API_ADDR, format!("not an address: {e}")))?;
-    let shared_dir = PathBuf::from(get("NFGUARD_SHARED_DIR").unwrap_or_else(|| paths::SHARED_DIR.into()));
-    let socket = get(env::SOCKET).map(PathBuf::from).unwrap_or_else(|| shared_dir.join("supervisor.sock"));
-    let model = get("NFGUARD_MODEL").map(PathBuf::from).unwrap_or_else(|| shared_dir.join("model.json"));
+    let shared_dir =
+        PathBuf::from(get("NFGUARD_SHARED_DIR").unwrap_or_else(|| paths::SHARED_DIR.into()));
+    let socket = get(env::SOCKET)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared_dir.join("supervisor.sock"));
+    let model = get("NFGUARD_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared_dir.join("model.json"));
     let context = Context {
         namespace: get(env::POD_NAMESPACE),
         pod: get(env::POD_NAME),
@@ -141,7 +158,11 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         addr: cfg.api_addr,
         source,
     })?;
-    spawn_model_saver(Arc::clone(&shared), cfg.model.clone(), Duration::from_secs(2));
+    spawn_model_saver(
+        Arc::clone(&shared),
+        cfg.model.clone(),
+        Duration::from_secs(2),
+    );
     if let (Mode::Learn, Some(period)) = (cfg.mode, cfg.learning_period) {
         let shared = Arc::clone(&shared);
         let model_path = cfg.model.clone();
@@ -152,8 +173,17 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
             eprintln!("nfguard: learning period over; now in alert mode");
         });
     }
-    crate::outside::spawn(Arc::clone(&shared), crate::outside::WatchOptions { policy: cfg.exec_sessions, ..Default::default() })
-        .map_err(|source| SetupError::Spawn { path: "the exec-session watcher thread".into(), source })?;
+    crate::outside::spawn(
+        Arc::clone(&shared),
+        crate::outside::WatchOptions {
+            policy: cfg.exec_sessions,
+            ..Default::default()
+        },
+    )
+    .map_err(|source| SetupError::Spawn {
+        path: "the exec-session watcher thread".into(),
+        source,
+    })?;
     // Ready: the startup probe (`nfguard health`) lets the monitored containers start.
     let _ = std::fs::write(cfg.shared_dir.join("ready"), b"ok\n");
     eprintln!(
@@ -162,7 +192,7 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         cfg.mode,
         cfg.model.display()
     );
-    server::accept_loop(shared, sock);
+    server::accept_loop(shared, sock, &cfg.shared_dir);
     Ok(())
 }
 
@@ -184,7 +214,10 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -208,9 +241,16 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_variable() {
-        let e = config_from(env_of(&[(env::MODE, "block")])).unwrap_err().to_string();
-        assert!(e.starts_with("NFGUARD_MODE:") && e.contains("learn, alert, enforce"), "{e}");
-        let e = config_from(env_of(&[(env::CONTAINER_IMAGES, "[1]")])).unwrap_err().to_string();
+        let e = config_from(env_of(&[(env::MODE, "block")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("NFGUARD_MODE:") && e.contains("learn, alert, enforce"),
+            "{e}"
+        );
+        let e = config_from(env_of(&[(env::CONTAINER_IMAGES, "[1]")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("NFGUARD_CONTAINER_IMAGES:"), "{e}");
     }
 }

@@ -28,8 +28,11 @@ use std::time::{Duration, SystemTime};
 use nfguard_common::Mode;
 
 use crate::event::{Category, Context, Event, EventSink, Kind, Verdict};
+use crate::journal::{Journal, Pending};
 use crate::metrics::Decision;
-use crate::model::{self, FileEntry, ListenEntry, Model, Observation, PeerEntry, SocketEntry, UnixEntry};
+use crate::model::{
+    self, FileEntry, ListenEntry, Model, Observation, PeerEntry, SocketEntry, UnixEntry,
+};
 use crate::net::{self, SockAddr, UnixAddr};
 use crate::resolve::{self, Resolved, Root};
 use crate::{filter, procfs, sys};
@@ -119,6 +122,8 @@ pub struct Listener {
     pub keeper_pid: i32,
     /// Kept open: the keeper learns of our death when it closes.
     pub connection: Option<std::os::unix::net::UnixStream>,
+    /// Where this listener's in-flight journal lives (beside the socket).
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// How an allowed call proceeds.
@@ -131,15 +136,46 @@ enum Allow {
 
 enum Emulation {
     /// Open `fd` (O_PATH) again with these flags, install it in the target.
-    Reopen { fd: OwnedFd, flags: i32, truncate_to: Option<i64> },
+    Reopen {
+        fd: OwnedFd,
+        flags: i32,
+        truncate_to: Option<i64>,
+    },
     /// Create `name` in `dir`, install the new fd in the target.
-    Create { dir: OwnedFd, name: String, flags: i32, mode: u32 },
-    Unlink { dir: OwnedFd, name: String, flags: i32 },
-    Rename { old_dir: OwnedFd, old: String, new_dir: OwnedFd, new: String, flags: u32 },
-    Chmod { fd: OwnedFd, mode: u32 },
-    Connect { sock: OwnedFd, addr: Vec<u8> },
-    Bind { sock: OwnedFd, addr: Vec<u8> },
-    Listen { sock: OwnedFd, backlog: i32 },
+    Create {
+        dir: OwnedFd,
+        name: String,
+        flags: i32,
+        mode: u32,
+    },
+    Unlink {
+        dir: OwnedFd,
+        name: String,
+        flags: i32,
+    },
+    Rename {
+        old_dir: OwnedFd,
+        old: String,
+        new_dir: OwnedFd,
+        new: String,
+        flags: u32,
+    },
+    Chmod {
+        fd: OwnedFd,
+        mode: u32,
+    },
+    Connect {
+        sock: OwnedFd,
+        addr: Vec<u8>,
+    },
+    Bind {
+        sock: OwnedFd,
+        addr: Vec<u8>,
+    },
+    Listen {
+        sock: OwnedFd,
+        backlog: i32,
+    },
 }
 
 /// What a request is, for the model and for the event.
@@ -206,6 +242,9 @@ struct Handler<'a> {
     listener: &'a Arc<Listener>,
     keeper_exe: &'a str,
     n: sys::seccomp_notif,
+    /// The notification's journal slot, freed when the handler is done (or
+    /// moved to the thread that answers a blocking connect).
+    pending: std::cell::Cell<Option<Pending>>,
 }
 
 impl Handler<'_> {
@@ -248,13 +287,19 @@ impl Handler<'_> {
 
     fn continue_call(&self) {
         self.shared.stats.allowed.fetch_add(1, Ordering::Relaxed);
-        self.shared.events.metrics.decision(self.n.data.nr, Decision::Allow);
+        self.shared
+            .events
+            .metrics
+            .decision(self.n.data.nr, Decision::Allow);
         self.answer(0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32);
     }
 
     fn deny(&self, errno: i32) {
         self.shared.stats.denied.fetch_add(1, Ordering::Relaxed);
-        self.shared.events.metrics.decision(self.n.data.nr, Decision::Deny);
+        self.shared
+            .events
+            .metrics
+            .decision(self.n.data.nr, Decision::Deny);
         self.answer(errno, 0);
     }
 
@@ -269,7 +314,10 @@ impl Handler<'_> {
         if self.pid() == 0 {
             // The task is not visible in our PID namespace: we cannot inspect it
             // (the pod needs shareProcessNamespace: true).
-            self.internal_error(mode, "the calling task is outside the supervisor's PID namespace");
+            self.internal_error(
+                mode,
+                "the calling task is outside the supervisor's PID namespace",
+            );
             return;
         }
         let nr = self.n.data.nr as i64;
@@ -278,9 +326,11 @@ impl Handler<'_> {
             libc::SYS_socket => self.socket_request(),
             libc::SYS_connect | libc::SYS_bind => self.sockaddr_request(nr),
             libc::SYS_listen => self.listen_request(),
-            libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat | libc::SYS_truncate => {
-                self.open_request(nr)
-            }
+            libc::SYS_open
+            | libc::SYS_openat
+            | libc::SYS_openat2
+            | libc::SYS_creat
+            | libc::SYS_truncate => self.open_request(nr),
             libc::SYS_unlink | libc::SYS_unlinkat => self.unlink_request(nr),
             libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => self.rename_request(nr),
             libc::SYS_chmod | libc::SYS_fchmodat | 452 | libc::SYS_fchmod => self.chmod_request(nr),
@@ -317,18 +367,34 @@ impl Handler<'_> {
     }
 
     fn internal_error(&self, mode: Mode, why: &str) {
-        self.shared.stats.internal_errors.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .internal_errors
+            .fetch_add(1, Ordering::Relaxed);
         let mut req = Request::new(Category::Process, None, libc::EPERM);
         let nr = self.n.data.nr as i64;
         req.category = match nr {
-            libc::SYS_socket | libc::SYS_connect | libc::SYS_bind | libc::SYS_listen => Category::Network,
-            libc::SYS_execve | libc::SYS_execveat | libc::SYS_ptrace | libc::SYS_process_vm_writev => {
-                Category::Process
+            libc::SYS_socket | libc::SYS_connect | libc::SYS_bind | libc::SYS_listen => {
+                Category::Network
             }
+            libc::SYS_execve
+            | libc::SYS_execveat
+            | libc::SYS_ptrace
+            | libc::SYS_process_vm_writev => Category::Process,
             _ => Category::Filesystem,
         };
-        let verdict = if mode == Mode::Enforce { Verdict::Deny } else { Verdict::Alert };
-        self.emit(mode, &req, verdict, Kind::InternalError, format!("nfguard could not inspect this call: {why}"));
+        let verdict = if mode == Mode::Enforce {
+            Verdict::Deny
+        } else {
+            Verdict::Alert
+        };
+        self.emit(
+            mode,
+            &req,
+            verdict,
+            Kind::InternalError,
+            format!("nfguard could not inspect this call: {why}"),
+        );
         if mode == Mode::Enforce {
             self.deny(libc::EPERM)
         } else {
@@ -340,7 +406,10 @@ impl Handler<'_> {
     fn decide(&self, mode: Mode, req: Request) {
         let outside: Vec<&Observation> = {
             let model = self.shared.model.read().unwrap_or_else(|p| p.into_inner());
-            req.observations.iter().filter(|o| !model.allows(o)).collect()
+            req.observations
+                .iter()
+                .filter(|o| !always_allowed(o) && !model.allows(o))
+                .collect()
         };
         if mode == Mode::Learn {
             if !outside.is_empty() {
@@ -353,7 +422,11 @@ impl Handler<'_> {
             self.note_allowed(&req);
             return self.proceed(mode, req);
         }
-        let verdict = if mode == Mode::Enforce { Verdict::Deny } else { Verdict::Alert };
+        let verdict = if mode == Mode::Enforce {
+            Verdict::Deny
+        } else {
+            Verdict::Alert
+        };
         // One event per call, naming every reason; its kind is the most telling one.
         let mut reasons: Vec<String> = outside.iter().map(|o| describe(o)).collect();
         let mut kind = (!outside.is_empty()).then_some(Kind::OutsideModel);
@@ -387,7 +460,10 @@ impl Handler<'_> {
             Allow::Emulate(em) => {
                 self.shared.stats.emulated.fetch_add(1, Ordering::Relaxed);
                 self.shared.stats.allowed.fetch_add(1, Ordering::Relaxed);
-                self.shared.events.metrics.decision(self.n.data.nr, Decision::Allow);
+                self.shared
+                    .events
+                    .metrics
+                    .decision(self.n.data.nr, Decision::Allow);
                 self.emulate(em)
             }
         }
@@ -425,21 +501,36 @@ impl Handler<'_> {
             Err(e) => self.answer(e.raw_os_error().unwrap_or(libc::EACCES), 0),
         };
         match em {
-            Emulation::Reopen { fd, flags, truncate_to } => {
+            Emulation::Reopen {
+                fd,
+                flags,
+                truncate_to,
+            } => {
                 let r = with_creds(creds, || resolve::reopen(&fd, flags));
                 match truncate_to {
                     Some(len) => answer_result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
                     None => install(r, flags & libc::O_CLOEXEC != 0),
                 }
             }
-            Emulation::Create { dir, name, flags, mode } => {
+            Emulation::Create {
+                dir,
+                name,
+                flags,
+                mode,
+            } => {
                 let r = with_creds(creds, || resolve::create_in(&dir, &name, flags, mode));
                 install(r, flags & libc::O_CLOEXEC != 0)
             }
             Emulation::Unlink { dir, name, flags } => answer_result(with_creds(creds, || {
                 sys::unlinkat(dir.as_fd(), &resolve::cstring(&name)?, flags)
             })),
-            Emulation::Rename { old_dir, old, new_dir, new, flags } => answer_result(with_creds(creds, || {
+            Emulation::Rename {
+                old_dir,
+                old,
+                new_dir,
+                new,
+                flags,
+            } => answer_result(with_creds(creds, || {
                 sys::renameat2(
                     old_dir.as_fd(),
                     &resolve::cstring(&old)?,
@@ -454,22 +545,29 @@ impl Handler<'_> {
                 sys::fchmodat(slash.as_fd(), &resolve::cstring(&path)?, mode)
             })),
             Emulation::Connect { sock, addr } => {
-                let blocking = sys::get_status_flags(sock.as_fd()).map(|f| f & libc::O_NONBLOCK == 0);
+                let blocking =
+                    sys::get_status_flags(sock.as_fd()).map(|f| f & libc::O_NONBLOCK == 0);
                 if blocking.unwrap_or(true) {
                     // A blocking connect can take minutes (SYN retries): answer
                     // from its own thread so other notifications are not held up.
                     let listener = Arc::clone(self.listener);
                     let id = self.n.id;
+                    let pending = self.pending.take();
                     std::thread::spawn(move || {
                         let r = sys::connect_raw(sock.as_fd(), &addr);
                         respond_result(listener.fd.as_fd(), id, r);
+                        drop(pending);
                     });
                 } else {
                     answer_result(sys::connect_raw(sock.as_fd(), &addr))
                 }
             }
-            Emulation::Bind { sock, addr } => answer_result(with_creds(creds, || sys::bind_raw(sock.as_fd(), &addr))),
-            Emulation::Listen { sock, backlog } => answer_result(sys::listen(sock.as_fd(), backlog)),
+            Emulation::Bind { sock, addr } => {
+                answer_result(with_creds(creds, || sys::bind_raw(sock.as_fd(), &addr)))
+            }
+            Emulation::Listen { sock, backlog } => {
+                answer_result(sys::listen(sock.as_fd(), backlog))
+            }
         }
     }
 
@@ -518,7 +616,8 @@ impl Handler<'_> {
             }
             if let Some(end) = chunk[..n].iter().position(|c| *c == 0) {
                 out.extend_from_slice(&chunk[..end]);
-                return String::from_utf8(out).map_err(|_| Inspect::Internal("path is not UTF-8".into()));
+                return String::from_utf8(out)
+                    .map_err(|_| Inspect::Internal("path is not UTF-8".into()));
             }
             out.extend_from_slice(&chunk[..n]);
             at += n as u64;
@@ -591,7 +690,12 @@ impl Handler<'_> {
         let (dirfd, path_addr, argv_addr, flags) = if nr == libc::SYS_execve {
             (libc::AT_FDCWD, self.arg(0), self.arg(1), 0)
         } else {
-            (self.arg(0) as i32, self.arg(1), self.arg(2), self.arg(4) as i32)
+            (
+                self.arg(0) as i32,
+                self.arg(1),
+                self.arg(2),
+                self.arg(4) as i32,
+            )
         };
         let mut req = Request::new(Category::Process, None, libc::EPERM);
         let raw = self.read_cstring(path_addr)?;
@@ -606,7 +710,8 @@ impl Handler<'_> {
         let fd_exec = raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0;
         let (program, stat) = if fd_exec {
             // Fileless exec (execveat(fd, "", AT_EMPTY_PATH)): the program is the fd.
-            let link = procfs::read_link(self.pid(), &format!("fd/{dirfd}")).ok_or(Inspect::Errno(libc::EBADF))?;
+            let link = procfs::read_link(self.pid(), &format!("fd/{dirfd}"))
+                .ok_or(Inspect::Errno(libc::EBADF))?;
             let file = self.target_socket(dirfd)?; // any fd, not only sockets
             let meta = std::fs::metadata(format!("/proc/self/fd/{}", file.as_raw_fd())).ok();
             (link, meta)
@@ -658,7 +763,11 @@ impl Handler<'_> {
                         ));
                     }
                 }
-                Err(e) => return Err(Inspect::Internal(format!("checking for tasks that share memory: {e}"))),
+                Err(e) => {
+                    return Err(Inspect::Internal(format!(
+                        "checking for tasks that share memory: {e}"
+                    )))
+                }
             }
         }
         Ok(req)
@@ -684,10 +793,14 @@ impl Handler<'_> {
     }
 
     fn sockaddr_request(&self, nr: i64) -> Result<Request, Inspect> {
-        let op = if nr == libc::SYS_connect { "connect" } else { "bind" };
+        let op = if nr == libc::SYS_connect {
+            "connect"
+        } else {
+            "bind"
+        };
         let (fd, addr_ptr, len) = (self.arg(0) as i32, self.arg(1), self.arg(2) as usize);
         let mut req = Request::new(Category::Network, Some(op), libc::EACCES);
-        if len > 128 || len < 2 {
+        if !(2..=128).contains(&len) {
             return Err(Inspect::Errno(libc::EINVAL));
         }
         let bytes = self.read_bytes(addr_ptr, len)?;
@@ -695,7 +808,8 @@ impl Handler<'_> {
         let family = sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN)
             .map_err(|_| Inspect::Errno(libc::ENOTSOCK))?;
         let kind = sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(0);
-        let proto = sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
+        let proto =
+            sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
         let exe = self.exe();
         req.family = Some(net::family_name(family));
         let mut emulate_addr = bytes.clone();
@@ -706,9 +820,18 @@ impl Handler<'_> {
                 req.address = Some(address.clone());
                 req.port = Some(port);
                 if op == "connect" {
-                    req.observations.push(Observation::Connect(PeerEntry { exe, protocol, address, port }));
+                    req.observations.push(Observation::Connect(PeerEntry {
+                        exe,
+                        protocol,
+                        address,
+                        port,
+                    }));
                 } else if port != 0 {
-                    req.observations.push(Observation::Listen(ListenEntry { exe, protocol, port }));
+                    req.observations.push(Observation::Listen(ListenEntry {
+                        exe,
+                        protocol,
+                        port,
+                    }));
                 }
             }
             SockAddr::Unix(u) => {
@@ -723,7 +846,10 @@ impl Handler<'_> {
                         {
                             let via = format!("/proc/{}/root{}", self.pid(), abs);
                             if via.len() >= 108 {
-                                req.special = Some((Kind::Unverifiable, format!("unix socket path {abs} is too long to act on safely")));
+                                req.special = Some((
+                                    Kind::Unverifiable,
+                                    format!("unix socket path {abs} is too long to act on safely"),
+                                ));
                             } else {
                                 let mut b = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
                                 b.extend_from_slice(via.as_bytes());
@@ -738,15 +864,25 @@ impl Handler<'_> {
                 };
                 if !shown.is_empty() {
                     req.path = Some(shown.clone());
-                    req.observations.push(Observation::Unix(UnixEntry { exe, op: op.to_string(), path: shown }));
+                    req.observations.push(Observation::Unix(UnixEntry {
+                        exe,
+                        op: op.to_string(),
+                        path: shown,
+                    }));
                 }
             }
             SockAddr::Unspec | SockAddr::Other(_) => {}
         }
         req.allow = Allow::Emulate(if op == "connect" {
-            Emulation::Connect { sock, addr: emulate_addr }
+            Emulation::Connect {
+                sock,
+                addr: emulate_addr,
+            }
         } else {
-            Emulation::Bind { sock, addr: emulate_addr }
+            Emulation::Bind {
+                sock,
+                addr: emulate_addr,
+            }
         });
         Ok(req)
     }
@@ -759,15 +895,21 @@ impl Handler<'_> {
             .map_err(|_| Inspect::Errno(libc::ENOTSOCK))?;
         req.family = Some(net::family_name(family));
         if family == libc::AF_INET || family == libc::AF_INET6 {
-            let kind = sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(0);
-            let proto = sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
+            let kind =
+                sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(0);
+            let proto =
+                sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
             let name = sys::getsockname_raw(sock.as_fd())?;
             if let Ok(SockAddr::Inet { address, port }) = net::parse_sockaddr(&name) {
                 let protocol = net::protocol_name(kind, proto);
                 req.protocol = Some(protocol.clone());
                 req.address = Some(address);
                 req.port = Some(port);
-                req.observations.push(Observation::Listen(ListenEntry { exe: self.exe(), protocol, port }));
+                req.observations.push(Observation::Listen(ListenEntry {
+                    exe: self.exe(),
+                    protocol,
+                    port,
+                }));
             }
         }
         req.allow = Allow::Emulate(Emulation::Listen { sock, backlog });
@@ -776,7 +918,13 @@ impl Handler<'_> {
 
     fn open_request(&self, nr: i64) -> Result<Request, Inspect> {
         let (dirfd, path_addr, mut flags, mode, truncate_to) = match nr {
-            libc::SYS_open => (libc::AT_FDCWD, self.arg(0), self.arg(1) as i32, self.arg(2) as u32, None),
+            libc::SYS_open => (
+                libc::AT_FDCWD,
+                self.arg(0),
+                self.arg(1) as i32,
+                self.arg(2) as u32,
+                None,
+            ),
             libc::SYS_creat => (
                 libc::AT_FDCWD,
                 self.arg(0),
@@ -784,22 +932,43 @@ impl Handler<'_> {
                 self.arg(1) as u32,
                 None,
             ),
-            libc::SYS_truncate => (libc::AT_FDCWD, self.arg(0), libc::O_WRONLY, 0, Some(self.arg(1) as i64)),
+            libc::SYS_truncate => (
+                libc::AT_FDCWD,
+                self.arg(0),
+                libc::O_WRONLY,
+                0,
+                Some(self.arg(1) as i64),
+            ),
             libc::SYS_openat2 => {
                 // struct open_how { u64 flags; u64 mode; u64 resolve; }
                 if self.arg(3) < 24 {
                     return Err(Inspect::Errno(libc::EINVAL));
                 }
                 let how = self.read_bytes(self.arg(2), 24)?;
-                let word = |i: usize| u64::from_ne_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-                (self.arg(0) as i32, self.arg(1), word(0) as i32, word(1) as u32, None)
+                let word = |i: usize| {
+                    u64::from_ne_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+                };
+                (
+                    self.arg(0) as i32,
+                    self.arg(1),
+                    word(0) as i32,
+                    word(1) as u32,
+                    None,
+                )
             }
-            _ => (self.arg(0) as i32, self.arg(1), self.arg(2) as i32, self.arg(3) as u32, None),
+            _ => (
+                self.arg(0) as i32,
+                self.arg(1),
+                self.arg(2) as i32,
+                self.arg(3) as u32,
+                None,
+            ),
         };
         let writes = flags & filter::OPEN_WRITE_MASK as i32 != 0;
         let abs = self.path_arg(dirfd, path_addr)?;
         let root = self.root()?;
-        let follow = flags & libc::O_NOFOLLOW == 0 && !(flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0);
+        let follow = flags & libc::O_NOFOLLOW == 0
+            && !(flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0);
         let resolved = resolve::resolve(&root, &abs, follow)?;
         let exe = self.exe();
         let (op, mut req);
@@ -808,10 +977,15 @@ impl Handler<'_> {
                 if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 {
                     return Err(Inspect::Errno(libc::EEXIST));
                 }
-                op = if flags & libc::O_TMPFILE == libc::O_TMPFILE { "create" } else { "write" };
+                op = if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+                    "create"
+                } else {
+                    "write"
+                };
                 req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
                 if writes {
-                    if let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+                    if let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                    {
                         if meta.is_file() && meta.nlink() > 1 {
                             req.special = Some((
                                 Kind::Unverifiable,
@@ -824,10 +998,18 @@ impl Handler<'_> {
                 if writes {
                     // The model has one op for create, write and truncate: a file
                     // created while learning is written later in normal operation.
-                    req.observations.push(Observation::File(FileEntry { exe, op: "write".into(), path: real }));
+                    req.observations.push(Observation::File(FileEntry {
+                        exe,
+                        op: "write".into(),
+                        path: real,
+                    }));
                 }
                 flags &= !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW);
-                req.allow = Allow::Emulate(Emulation::Reopen { fd, flags, truncate_to });
+                req.allow = Allow::Emulate(Emulation::Reopen {
+                    fd,
+                    flags,
+                    truncate_to,
+                });
             }
             Resolved::Missing { dir, real, name } => {
                 if flags & libc::O_CREAT == 0 {
@@ -836,8 +1018,14 @@ impl Handler<'_> {
                 op = "create";
                 req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
                 req.path = Some(real.clone());
-                req.observations.push(Observation::File(FileEntry { exe, op: "write".into(), path: real }));
-                let umask = procfs::read_status(self.pid()).map(|s| s.umask).unwrap_or(0o022);
+                req.observations.push(Observation::File(FileEntry {
+                    exe,
+                    op: "write".into(),
+                    path: real,
+                }));
+                let umask = procfs::read_status(self.pid())
+                    .map(|s| s.umask)
+                    .unwrap_or(0o022);
                 req.allow = Allow::Emulate(Emulation::Create {
                     dir,
                     name,
@@ -859,7 +1047,11 @@ impl Handler<'_> {
         let (dir, real, name) = resolve::resolve_parent(&self.root()?, &abs)?;
         let mut req = Request::new(Category::Filesystem, Some("unlink"), libc::EACCES);
         req.path = Some(real.clone());
-        req.observations.push(Observation::File(FileEntry { exe: self.exe(), op: "unlink".into(), path: real }));
+        req.observations.push(Observation::File(FileEntry {
+            exe: self.exe(),
+            op: "unlink".into(),
+            path: real,
+        }));
         req.allow = Allow::Emulate(Emulation::Unlink { dir, name, flags });
         Ok(req)
     }
@@ -867,8 +1059,20 @@ impl Handler<'_> {
     fn rename_request(&self, nr: i64) -> Result<Request, Inspect> {
         let (od, op_, nd, np, flags) = match nr {
             libc::SYS_rename => (libc::AT_FDCWD, self.arg(0), libc::AT_FDCWD, self.arg(1), 0),
-            libc::SYS_renameat => (self.arg(0) as i32, self.arg(1), self.arg(2) as i32, self.arg(3), 0),
-            _ => (self.arg(0) as i32, self.arg(1), self.arg(2) as i32, self.arg(3), self.arg(4) as u32),
+            libc::SYS_renameat => (
+                self.arg(0) as i32,
+                self.arg(1),
+                self.arg(2) as i32,
+                self.arg(3),
+                0,
+            ),
+            _ => (
+                self.arg(0) as i32,
+                self.arg(1),
+                self.arg(2) as i32,
+                self.arg(3),
+                self.arg(4) as u32,
+            ),
         };
         let root = self.root()?;
         let (old_dir, old_real, old) = resolve::resolve_parent(&root, &self.path_arg(od, op_)?)?;
@@ -877,9 +1081,19 @@ impl Handler<'_> {
         let mut req = Request::new(Category::Filesystem, Some("rename"), libc::EACCES);
         req.path = Some(format!("{old_real} -> {new_real}"));
         for p in [old_real, new_real] {
-            req.observations.push(Observation::File(FileEntry { exe: exe.clone(), op: "rename".into(), path: p }));
+            req.observations.push(Observation::File(FileEntry {
+                exe: exe.clone(),
+                op: "rename".into(),
+                path: p,
+            }));
         }
-        req.allow = Allow::Emulate(Emulation::Rename { old_dir, old, new_dir, new, flags });
+        req.allow = Allow::Emulate(Emulation::Rename {
+            old_dir,
+            old,
+            new_dir,
+            new,
+            flags,
+        });
         Ok(req)
     }
 
@@ -892,7 +1106,12 @@ impl Handler<'_> {
             let (dirfd, p, mode, flags) = match nr {
                 libc::SYS_chmod => (libc::AT_FDCWD, self.arg(0), self.arg(1) as u32, 0),
                 libc::SYS_fchmodat => (self.arg(0) as i32, self.arg(1), self.arg(2) as u32, 0),
-                _ => (self.arg(0) as i32, self.arg(1), self.arg(2) as u32, self.arg(3) as i32),
+                _ => (
+                    self.arg(0) as i32,
+                    self.arg(1),
+                    self.arg(2) as u32,
+                    self.arg(3) as i32,
+                ),
             };
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
             match resolve::resolve(&self.root()?, &self.path_arg(dirfd, p)?, follow)? {
@@ -902,8 +1121,15 @@ impl Handler<'_> {
         };
         let mut req = Request::new(Category::Filesystem, Some("chmod"), libc::EACCES);
         req.path = Some(real.clone());
-        req.observations.push(Observation::File(FileEntry { exe: self.exe(), op: "chmod".into(), path: real }));
-        req.allow = Allow::Emulate(Emulation::Chmod { fd, mode: mode & 0o7777 });
+        req.observations.push(Observation::File(FileEntry {
+            exe: self.exe(),
+            op: "chmod".into(),
+            path: real,
+        }));
+        req.allow = Allow::Emulate(Emulation::Chmod {
+            fd,
+            mode: mode & 0o7777,
+        });
         Ok(req)
     }
 
@@ -911,7 +1137,10 @@ impl Handler<'_> {
         let mut req = Request::new(Category::Process, None, libc::EPERM);
         req.special = Some((
             Kind::OutsideModel,
-            format!("{} can rewrite another process's memory; nfguard never learns it", self.syscall()),
+            format!(
+                "{} can rewrite another process's memory; nfguard never learns it",
+                self.syscall()
+            ),
         ));
         // Arguments are registers (pids, requests): continuing is exact.
         req.allow = Allow::Continue;
@@ -942,7 +1171,10 @@ impl Handler<'_> {
             ppid: status.as_ref().map(|s| s.ppid).unwrap_or(0),
             uid: status.as_ref().map(|s| s.uid[1]).unwrap_or(u32::MAX),
             exe: self.exe(),
-            argv: req.argv.clone().unwrap_or_else(|| procfs::read_cmdline(pid)),
+            argv: req
+                .argv
+                .clone()
+                .unwrap_or_else(|| procfs::read_cmdline(pid)),
             cwd: procfs::read_link(pid, "cwd").unwrap_or_default(),
             reason,
             path: req.path.clone(),
@@ -960,7 +1192,12 @@ impl Handler<'_> {
 
 fn respond_result(listener: BorrowedFd<'_>, id: u64, r: io::Result<()>) {
     let resp = match r {
-        Ok(()) => sys::seccomp_notif_resp { id, val: 0, error: 0, flags: 0 },
+        Ok(()) => sys::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        },
         Err(e) => sys::seccomp_notif_resp {
             id,
             val: 0,
@@ -991,6 +1228,14 @@ fn with_creds<T>(creds: Option<(u32, u32)>, f: impl FnOnce() -> io::Result<T>) -
     }
 }
 
+/// Devices every program may write without it being learned: writing them
+/// changes nothing on disk and discloses nothing.
+const ALWAYS_WRITABLE: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"];
+
+fn always_allowed(o: &Observation) -> bool {
+    matches!(o, Observation::File(f) if f.op == "write" && ALWAYS_WRITABLE.contains(&f.path.as_str()))
+}
+
 /// One sentence on why an observation is outside the model.
 fn describe(o: &Observation) -> String {
     match o {
@@ -1001,7 +1246,9 @@ fn describe(o: &Observation) -> String {
             "{} does not open {} {} sockets (protocol {})",
             s.exe, s.family, s.kind, s.protocol
         ),
-        Observation::Listen(l) => format!("{} does not serve {} port {}", l.exe, l.protocol, l.port),
+        Observation::Listen(l) => {
+            format!("{} does not serve {} port {}", l.exe, l.protocol, l.port)
+        }
         Observation::Connect(c) => format!(
             "{} does not talk to {} {}",
             c.exe,
@@ -1021,7 +1268,8 @@ fn describe(o: &Observation) -> String {
 /// single-threaded parent suspended in vfork, which cannot run until this exec
 /// completes. `pid` itself is blocked in the notification, so it writes nothing.
 pub fn memory_is_private(pid: i32, files: bool) -> io::Result<bool> {
-    let status = procfs::read_status(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let status =
+        procfs::read_status(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
     if status.threads != 1 {
         return Ok(false);
     }
@@ -1041,7 +1289,11 @@ pub fn memory_is_private(pid: i32, files: bool) -> io::Result<bool> {
             Ok(false) => {}
             // Gone, or not ours to compare: a task we cannot inspect cannot have
             // been created by the target with CLONE_VM (it would carry our rights).
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH) | Some(libc::EPERM) | Some(libc::EACCES)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ESRCH) | Some(libc::EPERM) | Some(libc::EACCES)
+                ) => {}
             Err(e) => return Err(e),
         }
         if files {
@@ -1057,7 +1309,11 @@ pub fn memory_is_private(pid: i32, files: bool) -> io::Result<bool> {
 fn in_vfork(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/syscall"))
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<i64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<i64>().ok())
+        })
         .is_some_and(|nr| nr == libc::SYS_vfork || nr == libc::SYS_clone || nr == libc::SYS_clone3)
 }
 
@@ -1077,6 +1333,39 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
         eprintln!("nfguard: synchronous wake-up unavailable ({e}); notifications cost more (linux 6.6+ has it)");
     }
     let keeper_exe = procfs::exe_of(listener.keeper_pid);
+    let journal = listener.journal.as_ref().and_then(|p| match Journal::open(p) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            eprintln!("nfguard: in-flight journal {} unavailable ({e}); a crash may leave a call waiting", p.display());
+            None
+        }
+    });
+    let crash_after = crash_hook();
+    let handle = |n: sys::seccomp_notif| {
+        let pending = journal.as_ref().and_then(|j| j.record(&n));
+        if let Some(limit) = crash_after {
+            if shared.stats.notifications.load(Ordering::Relaxed) >= limit {
+                // Test hook: die with the notification received and unanswered.
+                std::process::abort();
+            }
+        }
+        Handler {
+            shared: &shared,
+            listener: &listener,
+            keeper_exe: &keeper_exe,
+            n,
+            pending: std::cell::Cell::new(pending),
+        }
+        .handle();
+    };
+    // What a previous supervisor received but did not answer: decide it now.
+    if let Some(j) = &journal {
+        for n in j.take_pending() {
+            if sys::notif_id_valid(fd, n.id) {
+                handle(n);
+            }
+        }
+    }
     loop {
         let mut pfd = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
         match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE) {
@@ -1092,13 +1381,7 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
             match sys::notif_recv(fd) {
                 Ok(n) => {
                     shared.stats.notifications.fetch_add(1, Ordering::Relaxed);
-                    Handler {
-                        shared: &shared,
-                        listener: &listener,
-                        keeper_exe: &keeper_exe,
-                        n,
-                    }
-                    .handle();
+                    handle(n);
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {}
                 Err(e) => {
@@ -1106,7 +1389,8 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
                     return;
                 }
             }
-        } else if revents.intersects(nix::poll::PollFlags::POLLHUP | nix::poll::PollFlags::POLLERR) {
+        } else if revents.intersects(nix::poll::PollFlags::POLLHUP | nix::poll::PollFlags::POLLERR)
+        {
             // No task uses the filter any more. The kernel says so before the
             // last task is reaped, so hold the keeper's connection until the
             // keeper itself closes it: a close from our side means "supervisor
@@ -1115,7 +1399,16 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
                 let mut buf = [0u8; 64];
                 while matches!(std::io::Read::read(&mut &*conn, &mut buf), Ok(n) if n > 0) {}
             }
+            if let Some(p) = &listener.journal {
+                let _ = std::fs::remove_file(p);
+            }
             return;
         }
     }
+}
+
+/// `NFGUARD_TEST_CRASH_AFTER=N`: abort right after receiving the Nth
+/// notification (tests of crash recovery only).
+fn crash_hook() -> Option<u64> {
+    std::env::var("NFGUARD_TEST_CRASH_AFTER").ok()?.parse().ok()
 }

@@ -398,7 +398,10 @@ impl SharedMap {
 
     /// Copies `data` into the mapping at `offset`.
     pub fn write(&self, offset: usize, data: &[u8]) {
-        assert!(offset + data.len() <= self.len, "journal write out of range");
+        assert!(
+            offset + data.len() <= self.len,
+            "journal write out of range"
+        );
         // SAFETY: the range is inside the mapping (checked above) and `data`
         // cannot overlap it (it lives in our own heap or stack).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(offset), data.len()) }
@@ -447,5 +450,10 @@ pub fn fork_single_threaded() -> io::Result<nix::unistd::ForkResult> {
 /// ignored disposition survives exec).
 pub fn reset_sigpipe() {
     // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
-    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
 }

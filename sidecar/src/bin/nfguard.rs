@@ -10,7 +10,11 @@ use nfguard_sidecar::model::Model;
 use nfguard_sidecar::run::{self, RunOptions, SuperviseOptions};
 
 #[derive(Parser)]
-#[command(name = "nfguard", version, about = "Runtime defense for 5G network functions: learn what a workload does, then alert on or block the rest.")]
+#[command(
+    name = "nfguard",
+    version,
+    about = "Runtime defense for 5G network functions: learn what a workload does, then alert on or block the rest."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -97,8 +101,12 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    let ms = s.strip_suffix("ms").ok_or("expected milliseconds, for example 250ms")?;
-    ms.parse().map(std::time::Duration::from_millis).map_err(|e| format!("{s}: {e}"))
+    let ms = s
+        .strip_suffix("ms")
+        .ok_or("expected milliseconds, for example 250ms")?;
+    ms.parse()
+        .map(std::time::Duration::from_millis)
+        .map_err(|e| format!("{s}: {e}"))
 }
 
 fn parse_period(s: &str) -> Result<std::time::Duration, String> {
@@ -154,7 +162,10 @@ fn main() {
             },
             sinks,
             api,
-            watch_outside: watch_outside.then_some(nfguard_sidecar::outside::WatchOptions { policy: exec_sessions, interval: watch_interval }),
+            watch_outside: watch_outside.then_some(nfguard_sidecar::outside::WatchOptions {
+                policy: exec_sessions,
+                interval: watch_interval,
+            }),
         }) {
             Ok(()) => 0,
             Err(e) => {
@@ -182,9 +193,13 @@ fn main() {
             let cfg = nfguard_sidecar::sidecar::config_from(|k| std::env::var(k).ok());
             let (dir, sock) = match &cfg {
                 Ok(c) => (c.shared_dir.clone(), c.socket.clone()),
-                Err(_) => (PathBuf::from(nfguard_common::paths::SHARED_DIR), PathBuf::from(nfguard_common::paths::SOCKET)),
+                Err(_) => (
+                    PathBuf::from(nfguard_common::paths::SHARED_DIR),
+                    PathBuf::from(nfguard_common::paths::SOCKET),
+                ),
             };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(if wait { 60 } else { 0 });
+            let deadline = std::time::Instant::now()
+                + std::time::Duration::from_secs(if wait { 60 } else { 0 });
             loop {
                 match nfguard_sidecar::sidecar::health(&dir, &sock) {
                     Ok(()) => break 0,
