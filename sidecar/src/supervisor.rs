@@ -728,6 +728,7 @@ impl Handler<'_> {
             }
         };
         req.path = Some(program.clone());
+        crate::outside::note_inside_exec(&program);
         if mode != Mode::Learn {
             req.argv = Some(self.read_argv(argv_addr));
         }
