@@ -38,6 +38,17 @@ pub struct Syscalls {
     pub results: Vec<OpResult>,
     /// Events written per configuration (alert/enforce must see none: every call was learned).
     pub events: BTreeMap<String, usize>,
+    /// The filter's own cost on unmonitored calls, measured in paired blocks.
+    #[serde(default)]
+    pub filter_cost: Vec<Paired>,
+}
+
+/// Median over pairs of (block median with nfguard's filter / block median without).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    pub op: String,
+    pub pairs: usize,
+    pub median_ratio: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +60,9 @@ pub struct OpResult {
     pub ratio_native: Option<f64>,
     /// Median over the reference supervisor's median of the same op.
     pub ratio_reference: Option<f64>,
+    /// Median over rounds of (this round's median / native's median in the
+    /// same round): less sensitive to drift between rounds than the pooled ratio.
+    pub ratio_native_by_round: Option<f64>,
 }
 
 impl Syscalls {
@@ -91,6 +105,10 @@ pub struct WebhookLevel {
     pub requests_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// CPU time (user+system) the injector spent per request.
+    pub server_cpu_us_per_request: Option<f64>,
+    /// CPU time the bench's own client spent per request (same machine).
+    pub client_cpu_us_per_request: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -185,6 +203,18 @@ pub fn render(r: &Report) -> String {
             }
             s.push('\n');
         }
+        if !sc.filter_cost.is_empty() {
+            let f: Vec<String> = sc
+                .filter_cost
+                .iter()
+                .map(|p| format!("{} {:.3}x ({} pairs)", p.op, p.median_ratio, p.pairs))
+                .collect();
+            let _ = writeln!(
+                s,
+                "\nThe filter's own cost on unmonitored calls, paired 2,000-call blocks with and without it, alternating: {}.",
+                f.join(", ")
+            );
+        }
         let ev: Vec<String> = sc.events.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(s, "\nEvents written during the runs: {}.\n", ev.join(", "));
     }
@@ -212,14 +242,24 @@ pub fn render(r: &Report) -> String {
     if let Some(w) = &r.webhook {
         let _ = writeln!(
             s,
-            "Webhook (`nfguard-injector serve`, HTTPS, keep-alive, oai-smf pod, patch returned: {}):\n\n| clients | requests | requests/s | p50 | p99 |\n| --- | --- | --- | --- | --- |",
+            "Webhook (`nfguard-injector serve`, HTTPS, keep-alive, oai-smf pod, patch returned: {}):\n\n| clients | requests | requests/s | p50 | p99 | injector CPU per request | client CPU per request |\n| --- | --- | --- | --- | --- | --- | --- |",
             w.injected
         );
         for l in &w.levels {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.3} ms | {:.3} ms |",
-                l.clients, l.requests, l.requests_per_s, l.p50_ms, l.p99_ms
+                "| {} | {} | {:.0} | {:.3} ms | {:.3} ms | {} | {} |",
+                l.clients,
+                l.requests,
+                l.requests_per_s,
+                l.p50_ms,
+                l.p99_ms,
+                l.server_cpu_us_per_request
+                    .map(|x| format!("{x:.0} us"))
+                    .unwrap_or_else(|| "-".into()),
+                l.client_cpu_us_per_request
+                    .map(|x| format!("{x:.0} us"))
+                    .unwrap_or_else(|| "-".into()),
             );
         }
         s.push('\n');
@@ -281,6 +321,7 @@ mod tests {
                         summary: sum,
                         ratio_native: Some(1.0),
                         ratio_reference: None,
+                        ratio_native_by_round: Some(1.0),
                     },
                     OpResult {
                         op: "getppid".into(),
@@ -288,9 +329,15 @@ mod tests {
                         summary: sum,
                         ratio_native: Some(1.01),
                         ratio_reference: Some(0.5),
+                        ratio_native_by_round: Some(1.02),
                     },
                 ],
                 events: BTreeMap::from([("enforce".to_string(), 0)]),
+                filter_cost: vec![Paired {
+                    op: "getppid".into(),
+                    pairs: 20,
+                    median_ratio: 1.004,
+                }],
             }),
             nginx: Some(Server {
                 tool: "wrk".into(),

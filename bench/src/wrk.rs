@@ -49,28 +49,30 @@ pub fn errors(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// Captured from `wrk -t1 -c32 -d2s --latency` against nginx-light on this machine.
-    const OUTPUT: &str = "Running 2s test @ http://127.0.0.1:18080/
-  1 threads and 32 connections
+    /// Captured from `wrk -t1 -c4 -d1s --latency` on this machine (against a
+    /// python3 http.server, hence the slow figures).
+    const OUTPUT: &str = "Running 1s test @ http://127.0.0.1:18089/
+  1 threads and 4 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   673.11us  249.02us   6.45ms   91.23%
-    Req/Sec    47.85k     2.32k   50.84k    75.00%
+    Latency    10.08ms    3.67ms  23.24ms   70.05%
+    Req/Sec   393.60     52.51   474.00     60.00%
   Latency Distribution
-     50%  627.00us
-     75%  701.00us
-     90%  808.00us
-     99%    1.73ms
-  95254 requests in 2.00s, 77.31MB read
-Requests/sec:  47557.97
-Transfer/sec:     38.60MB
+     50%   10.27ms
+     75%   11.71ms
+     90%   15.29ms
+     99%   19.15ms
+  392 requests in 1.00s, 2.57MB read
+Requests/sec:    391.65
+Transfer/sec:      2.57MB
 ";
 
     #[test]
     fn parses_wrk_latency_output() {
         let r = parse(OUTPUT).unwrap();
-        assert_eq!(r.requests_per_s, 47557.97);
-        assert!((r.p50_ms - 0.627).abs() < 1e-9);
-        assert!((r.p99_ms - 1.73).abs() < 1e-9);
+        assert_eq!(r.requests_per_s, 391.65);
+        assert!((r.p50_ms - 10.27).abs() < 1e-9);
+        assert!((r.p99_ms - 19.15).abs() < 1e-9);
+        assert_eq!(duration_ms("627.00us"), Some(0.627));
         assert_eq!(errors(OUTPUT), None);
         assert_eq!(duration_ms("2.00s"), Some(2000.0));
         assert!(parse("garbage").is_none());

@@ -139,3 +139,32 @@ fn the_big_model_loads_in_nfguard_with_every_entry() {
     let m = nfguard_sidecar::model::Model::load(&path).unwrap().unwrap();
     assert_eq!(m.len(), 10_000);
 }
+
+#[test]
+fn paired_filter_cost_prints_one_ratio_per_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(LOAD)
+        .args(load_args(dir.path(), 1, "ab-getppid:3,ab-open-ro:2"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = wire::parse_expecting(
+        &String::from_utf8(out.stdout).unwrap(),
+        &["ab-getppid", "ab-open-ro"],
+    )
+    .unwrap();
+    assert_eq!(m["ab-getppid"].len(), 3);
+    assert_eq!(m["ab-open-ro"].len(), 2);
+    // Ratios in parts per million: a filtered block is never free, nor 100x slower.
+    assert!(
+        m["ab-getppid"]
+            .iter()
+            .all(|r| (100_000..100_000_000).contains(r)),
+        "{:?}",
+        m["ab-getppid"]
+    );
+}

@@ -13,7 +13,12 @@
 //! - `connect`: TCP connect to 127.0.0.1:P — notified (the socket() before it is too, untimed);
 //! - `execve`: fork, then in the child stamp the clock and execve the nop program,
 //!   which reports when its main ran: execve + program start, notified;
-//! - `sleep`: sleeps N milliseconds (lets a memory sampler catch the supervisor).
+//! - `sleep`: sleeps N milliseconds (lets a memory sampler catch the supervisor);
+//! - `ab-getppid`, `ab-open-ro`: the filter's own cost on an unmonitored call,
+//!   paired: N times, a forked child measures a block of calls natively, then
+//!   another installs nfguard's filter and measures the same block; each pair
+//!   prints the ratio of the two block medians in parts per million. Tight
+//!   alternation cancels most of the drift that separate runs suffer from.
 //!
 //! Single-threaded on purpose: the fork of the execve operation is then safe.
 
@@ -33,6 +38,9 @@ struct Opts {
     nop: PathBuf,
     ops: Vec<(String, usize)>,
     warmup_pct: usize,
+    /// The filter of the paired ops: nfguard's (default) or a one-instruction
+    /// `ret ALLOW`, which isolates the kernel's fixed cost of having any filter.
+    ab_allow_all: bool,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -43,6 +51,7 @@ fn parse_args() -> Result<Opts> {
         nop: PathBuf::new(),
         ops: Vec::new(),
         warmup_pct: 10,
+        ab_allow_all: false,
     };
     while let Some(flag) = a.next() {
         let mut val = || a.next().with_context(|| format!("{flag} needs a value"));
@@ -51,6 +60,13 @@ fn parse_args() -> Result<Opts> {
             "--port" => o.port = val()?.parse()?,
             "--nop" => o.nop = val()?.into(),
             "--warmup-pct" => o.warmup_pct = val()?.parse()?,
+            "--ab-filter" => {
+                o.ab_allow_all = match val()?.as_str() {
+                    "nfguard" => false,
+                    "allow" => true,
+                    other => bail!("--ab-filter: nfguard or allow, not {other}"),
+                }
+            }
             "--ops" => {
                 for spec in val()?.split(',') {
                     let (name, n) = spec
@@ -169,12 +185,70 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                     .with_context(|| format!("nop printed {out:?}"))
             })
         }
+        "ab-getppid" | "ab-open-ro" => {
+            let inner = name.trim_start_matches("ab-");
+            let mut ratios = Vec::with_capacity(n);
+            for _ in 0..n {
+                let a = block_median(o, inner, false)?;
+                let b = block_median(o, inner, true)?;
+                ratios.push(b * 1_000_000 / a.max(1));
+            }
+            Ok(ratios)
+        }
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_millis(n as u64));
             Ok(vec![n as u64 * 1_000_000])
         }
         other => bail!("unknown op {other}"),
     }
+}
+
+/// The median of one block of `op` measured in a forked child, with or
+/// without nfguard's filter installed in that child (no listener is needed:
+/// an unmonitored call never notifies).
+fn block_median(o: &Opts, op: &str, filtered: bool) -> Result<u64> {
+    const BLOCK: usize = 2000;
+    let (r, w) = sys::pipe()?;
+    let program = if o.ab_allow_all {
+        vec![nfguard_sidecar::sys::sock_filter {
+            code: 0x06, // BPF_RET | BPF_K
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        }]
+    } else {
+        nfguard_sidecar::filter::program()
+    };
+    // The load binary is single-threaded, so its forked child may allocate.
+    let pid = sys::fork_then(|| {
+        let code = (|| -> Result<()> {
+            let _listener = if filtered {
+                nfguard_sidecar::sys::set_no_new_privs()?;
+                Some(nfguard_sidecar::sys::install_filter_with_listener(
+                    &program,
+                )?)
+            } else {
+                None
+            };
+            let mut s = run_op(o, op, BLOCK)?;
+            s.sort_unstable();
+            let mut f = std::fs::File::from(w.try_clone()?);
+            f.write_all(&s[s.len() / 2].to_le_bytes())?;
+            Ok(())
+        })()
+        .map_or(1, |()| 0);
+        sys::exit_now(code)
+    })?;
+    drop(w);
+    let mut buf = [0u8; 8];
+    std::fs::File::from(r)
+        .read_exact(&mut buf)
+        .context("paired block: child reported nothing")?;
+    let status = sys::wait_pid(pid)?;
+    if status != 0 {
+        bail!("paired block child exited with wait status {status:#x}");
+    }
+    Ok(u64::from_le_bytes(buf))
 }
 
 fn main() -> Result<()> {
