@@ -297,6 +297,9 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
     let mut uids: Vec<(String, Option<i64>)> = Vec::new();
     let mut gid = None;
     let mut non_root = false;
+    // Whether some monitored container may hold capabilities: then the sidecar
+    // needs CAP_SYS_PTRACE to read its memory (see `sidecar_container`).
+    let mut nf_has_caps = false;
 
     for &i in &plan.monitored {
         let c = &containers[i];
@@ -315,6 +318,13 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
             .or(pod_sc.and_then(|s| s.run_as_group));
         non_root |= csc.and_then(|s| s.run_as_non_root).unwrap_or(false)
             || pod_sc.and_then(|s| s.run_as_non_root).unwrap_or(false);
+        let caps = csc.and_then(|s| s.capabilities.as_ref());
+        let drops_all = caps
+            .and_then(|c| c.drop.as_ref())
+            .is_some_and(|d| d.iter().any(|x| x == "ALL"));
+        let adds = caps.and_then(|c| c.add.as_ref()).is_some_and(|a| !a.is_empty());
+        let privileged = csc.and_then(|s| s.privileged).unwrap_or(false);
+        nf_has_caps |= !drops_all || adds || privileged;
 
         let launcher = |rest: &[String]| -> Value {
             let mut v = vec![paths::LAUNCHER.to_string(), "--".to_string()];
@@ -430,7 +440,7 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
             )
         })
         .collect();
-    let sidecar = sidecar_container(cfg, opts, &images_env, uid, gid, non_root);
+    let sidecar = sidecar_container(cfg, opts, &images_env, uid, gid, non_root, nf_has_caps);
 
     if spec.share_process_namespace == Some(false) {
         warnings.push("nfguard: shareProcessNamespace: false replaced by true (the sidecar must see the pod's processes)".into());
@@ -490,6 +500,7 @@ fn sidecar_container(
     uid: Option<i64>,
     gid: Option<i64>,
     non_root: bool,
+    nf_has_caps: bool,
 ) -> Value {
     let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
     // The sidecar's reading (sidecar/src/run.rs): NFGUARD_MODE=learn with a learning period
@@ -520,6 +531,13 @@ fn sidecar_container(
         "readOnlyRootFilesystem": true,
         "seccompProfile": {"type": "RuntimeDefault"},
     });
+    if nf_has_caps {
+        // The kernel lets one process read another's memory (ptrace access
+        // mode ATTACH) only if it holds every capability the other has, or
+        // CAP_SYS_PTRACE. An NF that keeps capabilities (the runtime's default
+        // set, or added ones) is out of reach of a sidecar that dropped them all.
+        sc["capabilities"] = json!({"drop": ["ALL"], "add": ["SYS_PTRACE"]});
+    }
     if let Some(u) = uid {
         sc["runAsUser"] = json!(u);
         if u != 0 {

@@ -141,7 +141,12 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         dir: cfg.shared_dir.clone(),
         source,
     })?;
-    let model = load_model(cfg.mode, &cfg.model)?;
+    // With a learning period and no model yet, every mode starts by learning:
+    // `learn` then goes on in alert mode, `alert` and `enforce` in themselves.
+    let learning = cfg.learning_period.filter(|_| cfg.mode == Mode::Learn || !cfg.model.exists());
+    let start_mode = if learning.is_some() { Mode::Learn } else { cfg.mode };
+    let after_learning = if cfg.mode == Mode::Learn { Mode::Alert } else { cfg.mode };
+    let model = load_model(start_mode, &cfg.model)?;
     let events = EventSink::new(Box::new(io::stdout()));
     crate::sinks::attach_from_env(&events, &cfg.context, &cfg.shared_dir).map_err(|e| BadEnv {
         var: "NFGUARD_SINKS",
@@ -151,7 +156,7 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         path: cfg.socket.clone(),
         source,
     })?;
-    let mut shared = Shared::new(cfg.mode, model, events, cfg.context.clone());
+    let mut shared = Shared::new(start_mode, model, events, cfg.context.clone());
     shared.images = cfg.images.clone();
     let shared = Arc::new(shared);
     api::spawn(Arc::clone(&shared), cfg.api_addr).map_err(|source| SidecarError::Api {
@@ -163,33 +168,22 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         cfg.model.clone(),
         Duration::from_secs(2),
     );
-    if let (Mode::Learn, Some(period)) = (cfg.mode, cfg.learning_period) {
+    if let Some(period) = learning {
         let shared = Arc::clone(&shared);
         let model_path = cfg.model.clone();
         std::thread::spawn(move || {
             std::thread::sleep(period);
             save_if_changed(&shared, &model_path);
-            shared.set_mode(Mode::Alert);
-            eprintln!("nfguard: learning period over; now in alert mode");
+            shared.set_mode(after_learning);
+            eprintln!("nfguard: learning period over; now in {after_learning} mode");
         });
     }
-    crate::outside::spawn(
-        Arc::clone(&shared),
-        crate::outside::WatchOptions {
-            policy: cfg.exec_sessions,
-            ..Default::default()
-        },
-    )
-    .map_err(|source| SetupError::Spawn {
-        path: "the exec-session watcher thread".into(),
-        source,
-    })?;
     // Ready: the startup probe (`nfguard health`) lets the monitored containers start.
     let _ = std::fs::write(cfg.shared_dir.join("ready"), b"ok\n");
     eprintln!(
         "nfguard: supervising on {} in {} mode (model {})",
         cfg.socket.display(),
-        cfg.mode,
+        start_mode,
         cfg.model.display()
     );
     server::accept_loop(shared, sock, &cfg.shared_dir);

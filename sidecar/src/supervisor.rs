@@ -585,11 +585,23 @@ impl Handler<'_> {
 
     // ---- reading the target ----
 
+    /// Reads the target's memory. EFAULT is the target's (a bad pointer: the
+    /// kernel would say the same); a refusal is ours (no ptrace rights over it).
+    fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<usize, Inspect> {
+        sys::read_process_memory(self.pid(), addr, buf).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Inspect::Internal(format!(
+                "cannot read the memory of pid {}: {e} (the supervisor needs the workload's uid and its capabilities, or CAP_SYS_PTRACE)",
+                self.pid()
+            )),
+            _ => Inspect::from(e),
+        })
+    }
+
     fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Inspect> {
         let mut buf = vec![0u8; len];
         let mut done = 0;
         while done < len {
-            let n = sys::read_process_memory(self.pid(), addr + done as u64, &mut buf[done..])?;
+            let n = self.read_mem(addr + done as u64, &mut buf[done..])?;
             if n == 0 {
                 return Err(Inspect::Errno(libc::EFAULT));
             }
@@ -610,7 +622,7 @@ impl Handler<'_> {
             let page_left = 4096 - (at % 4096) as usize;
             let want = page_left.min(PATH_MAX - out.len());
             let mut chunk = vec![0u8; want];
-            let n = sys::read_process_memory(self.pid(), at, &mut chunk)?;
+            let n = self.read_mem(at, &mut chunk)?;
             if n == 0 {
                 return Err(Inspect::Errno(libc::EFAULT));
             }
@@ -679,8 +691,13 @@ impl Handler<'_> {
     /// The socket behind fd `fd` of the target, duplicated into our table.
     fn target_socket(&self, fd: i32) -> Result<OwnedFd, Inspect> {
         let pidfd = sys::pidfd_open(self.pid())?;
-        let sock = sys::pidfd_getfd(pidfd.as_fd(), fd)?;
-        Ok(sock)
+        sys::pidfd_getfd(pidfd.as_fd(), fd).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Inspect::Internal(format!(
+                "cannot take fd {fd} of pid {}: {e} (the supervisor needs ptrace rights over it)",
+                self.pid()
+            )),
+            _ => Inspect::from(e),
+        })
     }
 
     // ---- decoding each syscall ----

@@ -77,6 +77,9 @@ enum Cmd {
     },
     /// Run as the sidecar of an injected pod (settings from the environment).
     Sidecar,
+    /// Copy the launcher into the shared volume and exit (an init container, for
+    /// runtimes without native sidecars).
+    InstallLauncher,
     /// Exit 0 when the sidecar is ready (the startup probe).
     Health {
         /// Keep trying for up to 60 s (a postStart hook of a classic sidecar).
@@ -186,6 +189,24 @@ fn main() {
                 Err(e) => {
                     eprintln!("nfguard: {e}");
                     64
+                }
+            }
+        }
+        Cmd::InstallLauncher => {
+            let dir = std::env::var("NFGUARD_SHARED_DIR").unwrap_or_else(|_| nfguard_common::paths::SHARED_DIR.into());
+            let result = nfguard_sidecar::run::find_launcher(None)
+                .map_err(|e| e.to_string())
+                .and_then(|l| {
+                    nfguard_sidecar::sidecar::install_launcher(&l, std::path::Path::new(&dir)).map_err(|e| format!("{dir}: {e}"))
+                });
+            match result {
+                Ok(p) => {
+                    eprintln!("nfguard: launcher installed at {}", p.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("nfguard: cannot install the launcher: {e}");
+                    73
                 }
             }
         }
