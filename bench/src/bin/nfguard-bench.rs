@@ -563,7 +563,7 @@ fn nginx(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Server> {
             eprintln!(
                 "nfguard-bench: nginx round {}/{} {cfg}",
                 round + 1,
-                args.rounds
+                args.nginx_rounds
             );
             let mut child = start((cfg == "enforce").then_some("enforce"), &enforce_events)?;
             wait_port(port, &mut child, &format!("nginx ({cfg})"))?;
