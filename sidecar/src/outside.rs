@@ -1002,6 +1002,21 @@ impl Watcher {
         };
         let program = self.program_of(pid, &exec.exe);
         self.sighted(&program);
+        if base_name(&program) == "nfguard-launch" {
+            // An exec session wrapped by the injector's exec rule (`runc exec`
+            // of the launcher): it gets a launcher's grace to hand its listener
+            // over, and is no longer followed: from now on its own filter
+            // reports its every exec to the supervisor, which refuses with EPERM.
+            if let Some(t) = self.tracer.as_mut() {
+                t.detach(pid);
+            }
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.exe = exec.exe.clone();
+                p.program = program;
+                p.class = Class::Pending(Instant::now());
+            }
+            return;
+        }
         if let Some(p) = self.procs.get_mut(&pid) {
             p.exe = exec.exe.clone();
             p.program = program.clone();
@@ -1049,11 +1064,12 @@ impl Watcher {
             pid,
             ppid: status.as_ref().map(|s| s.ppid).unwrap_or(0),
             uid: status.as_ref().map(|s| s.uid[1]).unwrap_or(u32::MAX),
+            // The program: for an exec event, path names what was executed.
+            path: exe.clone(),
             exe: exe.unwrap_or_else(|| procfs::exe_of(pid)),
             argv: procfs::read_cmdline(pid),
             cwd: procfs::read_link(pid, "cwd").unwrap_or_default(),
             reason: format!("{reason}{start_note}"),
-            path: None,
             op: None,
             family: None,
             protocol: None,

@@ -178,6 +178,18 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
             eprintln!("nfguard: learning period over; now in {after_learning} mode");
         });
     }
+    // Processes that enter the pod from outside the launcher (kubectl exec, probes).
+    crate::outside::spawn(
+        Arc::clone(&shared),
+        crate::outside::WatchOptions {
+            policy: cfg.exec_sessions,
+            ..Default::default()
+        },
+    )
+    .map_err(|source| SetupError::Spawn {
+        path: "the exec-session watcher thread".into(),
+        source,
+    })?;
     // Ready: the startup probe (`nfguard health`) lets the monitored containers start.
     let _ = std::fs::write(cfg.shared_dir.join("ready"), b"ok\n");
     eprintln!(

@@ -107,7 +107,8 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for pod in &self.pods {
-            let _ = Command::new("podman").args(["pod", "rm", "-f", "-t", "0", pod]).output();
+            let _ = Command::new("podman").args(["pod", "rm", "-f", pod]).output();
+            let _ = Command::new("podman").args(["volume", "rm", "-f", &format!("nfguard-{pod}")]).output();
         }
         for c in &mut self.children {
             let _ = c.kill();
@@ -261,6 +262,23 @@ fn for_podman(mut pod: Value) -> Value {
     });
     spec.insert("initContainers".into(), json!([install]));
     spec["containers"].as_array_mut().unwrap().insert(0, sidecar);
+    // Podman 4.3 makes an emptyDir a *named* volume, shared by every pod that
+    // uses the name and kept after the pod: give each pod its own, as a
+    // kubelet's emptyDir is.
+    let volume = format!("nfguard-{}", pod["metadata"]["name"].as_str().unwrap());
+    let rename = |mounts: &mut Value| {
+        for m in mounts.as_array_mut().into_iter().flatten() {
+            if m["name"] == "nfguard" {
+                m["name"] = json!(volume);
+            }
+        }
+    };
+    for list in ["initContainers", "containers"] {
+        for c in pod["spec"][list].as_array_mut().unwrap() {
+            rename(&mut c["volumeMounts"]);
+        }
+    }
+    rename(&mut pod["spec"]["volumes"]);
     let annotations = pod["metadata"]["annotations"].as_object_mut().unwrap();
     annotations.insert("io.podman.annotations.init.container.type".into(), json!("always"));
     // Podman 4.3 refuses annotation values over 63 characters (a label rule it
@@ -398,6 +416,9 @@ fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i
     let file = dir.join("pod.yaml");
     std::fs::write(&file, serde_yaml::to_string(&played).unwrap()).unwrap();
     stage.cleanup.pods.push(name.to_string());
+    // A pod of that name left by an interrupted run would make `kube play` fail.
+    let _ = run(Command::new("podman").args(["pod", "rm", "-f", name]));
+    let _ = run(Command::new("podman").args(["volume", "rm", "-f", &format!("nfguard-{name}")]));
     let o = run(Command::new("podman").args(["kube", "play", "--tls-verify=false"]).arg(&file));
     assert!(o.status.success(), "podman kube play: {}", text(&o));
     let sidecar = ctr(name, "nfguard");
@@ -468,7 +489,12 @@ fn alert_mode_flags_the_attackers_commands_and_leaves_the_nf_and_its_probes_alon
     }
     for cmd in ATTACKS {
         let o = podman_exec(&ctr(pod, "nf"), &wrapped("e2e-alert", cmd));
-        assert!(o.status.success() || cmd[0] == "sh", "alert mode lets wrapped {cmd:?} run: {}", text(&o));
+        assert!(
+            o.status.success() || cmd[0] == "sh",
+            "alert mode lets wrapped {cmd:?} run: {}\nsidecar log:\n{}",
+            text(&o),
+            sidecar_log(pod)
+        );
     }
     std::thread::sleep(Duration::from_secs(3));
     let events = sidecar_events(pod);
@@ -518,22 +544,34 @@ fn enforce_mode_makes_the_attackers_commands_fail_and_the_nf_keeps_serving() {
     let (stage, pid, image, prober) = play_learned(pod, "enforce", "deny", &dir);
     for cmd in ATTACKS {
         let o = podman_exec(&ctr(pod, "nf"), &wrapped("e2e-enforce", cmd));
-        assert!(!o.status.success(), "enforce mode must refuse wrapped {cmd:?}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"), "{}", text(&o));
-    }
-    for cmd in ATTACKS {
-        let o = podman_exec(&ctr(pod, "nf"), cmd);
-        assert!(!o.status.success(), "enforce + exec-sessions=deny must stop {cmd:?}: {}", text(&o));
+        let why = format!("wrapped {cmd:?}: {}\nsidecar log:\n{}", text(&o), sidecar_log(pod));
+        assert!(!o.status.success(), "enforce mode must refuse {why}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"), "{why}");
     }
     let nf_pid = pid_of(&ctr(pod, "nf"));
     assert!(!Path::new(&format!("/proc/{nf_pid}/root/tmp/x")).exists(), "the attacker's file was written");
+    // Unwrapped (no exec rule in the cluster): the runtime starts these outside
+    // any filter, so nothing can refuse their first exec; the watcher reports
+    // each one and, under exec-sessions=deny, kills what it catches alive.
+    let before = sidecar_events(pod).len();
+    for cmd in ATTACKS {
+        podman_exec(&ctr(pod, "nf"), cmd);
+    }
     std::thread::sleep(Duration::from_secs(3));
     let events = sidecar_events(pod);
     let log = sidecar_log(pod);
+    let seen: Vec<String> = events[before..]
+        .iter()
+        .map(|e| format!("{} {} {} {}", e["verdict"], e["path"], e["argv"], e["reason"]))
+        .collect();
+    for name in ["which.debianutils", "ps"] {
+        assert!(!find(&events[before..], name).is_empty(), "no event for unwrapped {name}; new events:\n{}\nlog:\n{log}", seen.join("\n"));
+    }
     let denied: Vec<&Value> = events.iter().filter(|e| e["verdict"] == "deny").collect();
-    assert!(!denied.is_empty(), "{log}");
-    for e in &denied {
+    assert!(denied.len() >= 3, "{log}");
+    for e in denied.iter().filter(|e| e["session"] == "e2e-enforce") {
         check_context(e, pod, &image);
+        assert_eq!(e["user"], "alice");
     }
     let (probes, probe_failures) = prober.counts();
     assert!(probes >= 3 && probe_failures == 0, "probes {probes}, failed {probe_failures}; log:\n{log}");

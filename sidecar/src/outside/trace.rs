@@ -123,6 +123,12 @@ impl Tracer {
         }
     }
 
+    /// Stops following a process stopped at its exec event and lets it run.
+    pub fn detach(&mut self, pid: i32) {
+        self.traced.remove(&pid);
+        Self::cont(pid, libc::PTRACE_DETACH, 0);
+    }
+
     /// Resumes a process stopped at its exec event, or kills it there.
     pub fn resume(&mut self, pid: i32, kill: bool) {
         if kill {
