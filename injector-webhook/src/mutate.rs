@@ -322,7 +322,9 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         let drops_all = caps
             .and_then(|c| c.drop.as_ref())
             .is_some_and(|d| d.iter().any(|x| x == "ALL"));
-        let adds = caps.and_then(|c| c.add.as_ref()).is_some_and(|a| !a.is_empty());
+        let adds = caps
+            .and_then(|c| c.add.as_ref())
+            .is_some_and(|a| !a.is_empty());
         let privileged = csc.and_then(|s| s.privileged).unwrap_or(false);
         nf_has_caps |= !drops_all || adds || privileged;
 

@@ -143,9 +143,19 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     })?;
     // With a learning period and no model yet, every mode starts by learning:
     // `learn` then goes on in alert mode, `alert` and `enforce` in themselves.
-    let learning = cfg.learning_period.filter(|_| cfg.mode == Mode::Learn || !cfg.model.exists());
-    let start_mode = if learning.is_some() { Mode::Learn } else { cfg.mode };
-    let after_learning = if cfg.mode == Mode::Learn { Mode::Alert } else { cfg.mode };
+    let learning = cfg
+        .learning_period
+        .filter(|_| cfg.mode == Mode::Learn || !cfg.model.exists());
+    let start_mode = if learning.is_some() {
+        Mode::Learn
+    } else {
+        cfg.mode
+    };
+    let after_learning = if cfg.mode == Mode::Learn {
+        Mode::Alert
+    } else {
+        cfg.mode
+    };
     let model = load_model(start_mode, &cfg.model)?;
     let events = EventSink::new(Box::new(io::stdout()));
     crate::sinks::attach_from_env(&events, &cfg.context, &cfg.shared_dir).map_err(|e| BadEnv {

@@ -20,11 +20,16 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn release(bin: &str) -> PathBuf {
-    repo().join("target/x86_64-unknown-linux-gnu/release").join(bin)
+    repo()
+        .join("target/x86_64-unknown-linux-gnu/release")
+        .join(bin)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -66,7 +71,10 @@ fn prerequisites() -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("the pod test needs {}; scripts/setup installs them", missing.join(", "));
+    let msg = format!(
+        "the pod test needs {}; scripts/setup installs them",
+        missing.join(", ")
+    );
     if std::env::var_os("CI").is_some() {
         panic!("{msg}");
     }
@@ -82,18 +90,29 @@ fn build_images() {
             return; // a developer's loop: the images are already there
         }
         let o = run(Command::new(repo().join("scripts/build-images")).current_dir(repo()));
-        assert!(o.status.success(), "scripts/build-images failed:\n{}", text(&o));
+        assert!(
+            o.status.success(),
+            "scripts/build-images failed:\n{}",
+            text(&o)
+        );
     });
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} does not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -107,8 +126,12 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for pod in &self.pods {
-            let _ = Command::new("podman").args(["pod", "rm", "-f", pod]).output();
-            let _ = Command::new("podman").args(["volume", "rm", "-f", &format!("nfguard-{pod}")]).output();
+            let _ = Command::new("podman")
+                .args(["pod", "rm", "-f", pod])
+                .output();
+            let _ = Command::new("podman")
+                .args(["volume", "rm", "-f", &format!("nfguard-{pod}")])
+                .output();
         }
         for c in &mut self.children {
             let _ = c.kill();
@@ -150,11 +173,27 @@ fn stage(dir: &Path) -> Stage {
     );
     wait_for_port(registry_port, "docker-registry");
     let image = format!("127.0.0.1:{registry_port}/nf-osmo-hlr:dev");
-    let o = run(Command::new("podman").args(["push", "-q", "--tls-verify=false", "localhost/nf-osmo-hlr:dev", &image]));
+    let o = run(Command::new("podman").args([
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "localhost/nf-osmo-hlr:dev",
+        &image,
+    ]));
     assert!(o.status.success(), "push: {}", text(&o));
     // A self-signed serving certificate for 127.0.0.1.
     let o = run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=nfguard-injector"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=nfguard-injector",
+        ])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
         .arg("-keyout")
         .arg(dir.join("tls.key"))
@@ -217,7 +256,11 @@ impl Stage {
         assert_eq!(response["allowed"], true, "{answer}");
         assert_eq!(response["patchType"], "JSONPatch", "{answer}");
         let patch = base64::engine::general_purpose::STANDARD
-            .decode(response["patch"].as_str().expect("the patch is a base64 string"))
+            .decode(
+                response["patch"]
+                    .as_str()
+                    .expect("the patch is a base64 string"),
+            )
             .unwrap();
         let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
         let mut pod = pod.clone();
@@ -231,7 +274,11 @@ impl Stage {
 /// regular container, and an init container puts the launcher into the shared
 /// volume beforehand, as the native sidecar's start-up does in a cluster.
 fn for_podman(mut pod: Value) -> Value {
-    let mut inits = pod["spec"].as_object_mut().unwrap().remove("initContainers").expect("the injected sidecar");
+    let mut inits = pod["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("initContainers")
+        .expect("the injected sidecar");
     let mut sidecar = inits.as_array_mut().unwrap().remove(0);
     assert_eq!(sidecar["name"], "nfguard");
     assert_eq!(sidecar["restartPolicy"], "Always", "a native sidecar");
@@ -261,7 +308,10 @@ fn for_podman(mut pod: Value) -> Value {
         "volumeMounts": sidecar["volumeMounts"],
     });
     spec.insert("initContainers".into(), json!([install]));
-    spec["containers"].as_array_mut().unwrap().insert(0, sidecar);
+    spec["containers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, sidecar);
     // Podman 4.3 makes an emptyDir a *named* volume, shared by every pod that
     // uses the name and kept after the pod: give each pod its own, as a
     // kubelet's emptyDir is.
@@ -280,7 +330,10 @@ fn for_podman(mut pod: Value) -> Value {
     }
     rename(&mut pod["spec"]["volumes"]);
     let annotations = pod["metadata"]["annotations"].as_object_mut().unwrap();
-    annotations.insert("io.podman.annotations.init.container.type".into(), json!("always"));
+    annotations.insert(
+        "io.podman.annotations.init.container.type".into(),
+        json!("always"),
+    );
     // Podman 4.3 refuses annotation values over 63 characters (a label rule it
     // applies to annotations too); the status annotation is for the injector's
     // second pass, which does not happen here.
@@ -295,7 +348,10 @@ fn ctr(pod: &str, name: &str) -> String {
 
 fn pid_of(container: &str) -> i32 {
     let o = run(Command::new("podman").args(["inspect", "-f", "{{.State.Pid}}", container]));
-    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Runs `f` in the network namespace of `pid` (the pod's), on its own thread.
@@ -313,20 +369,38 @@ fn in_netns<T: Send + 'static>(pid: i32, f: impl FnOnce() -> T + Send + 'static)
 fn api_get(pid: i32, path: &str) -> (u16, String) {
     let path = path.to_string();
     in_netns(pid, move || {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9901").expect("the sidecar API listens");
+        let mut s =
+            std::net::TcpStream::connect("127.0.0.1:9901").expect("the sidecar API listens");
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: nfguard\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: nfguard\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).unwrap();
-        let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let code = buf
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = buf
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (code, body)
     })
 }
 
 /// Does the NF answer on its GSUP port (from inside the pod's network)?
 fn nf_serves(pid: i32) -> bool {
-    in_netns(pid, || std::net::TcpStream::connect_timeout(&"127.0.0.1:4222".parse().unwrap(), Duration::from_secs(2)).is_ok())
+    in_netns(pid, || {
+        std::net::TcpStream::connect_timeout(
+            &"127.0.0.1:4222".parse().unwrap(),
+            Duration::from_secs(2),
+        )
+        .is_ok()
+    })
 }
 
 fn podman_exec(container: &str, cmd: &[&str]) -> Output {
@@ -345,7 +419,11 @@ fn sidecar_events(pod: &str) -> Vec<Value> {
 
 fn sidecar_log(pod: &str) -> String {
     let o = run(Command::new("podman").args(["logs", &ctr(pod, "nfguard")]));
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Runs the exec probe every 2 s, as the kubelet does, until dropped; counts failures.
@@ -362,7 +440,9 @@ impl Prober {
         let (s, r) = (Arc::clone(&stop), Arc::clone(&runs));
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let ok = podman_exec(&container, &["sh", "/scripts/live-ready.sh"]).status.success();
+                let ok = podman_exec(&container, &["sh", "/scripts/live-ready.sh"])
+                    .status
+                    .success();
                 let mut g = r.lock().unwrap();
                 g.0 += 1;
                 if !ok {
@@ -394,7 +474,12 @@ impl Drop for Prober {
 
 /// Plays the NF pod in `mode` and waits until it has learned and switched.
 /// Returns the stage (for cleanup), the sidecar's pid and the NF image name.
-fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i32, String, Prober) {
+fn play_learned(
+    name: &str,
+    mode: &str,
+    sessions: &str,
+    dir: &Path,
+) -> (Stage, i32, String, Prober) {
     let mut stage = stage(dir);
     let image = format!("127.0.0.1:{}/nf-osmo-hlr:dev", stage.registry_port);
     let manifest = std::fs::read_to_string(repo().join("tests/fixtures/hlr-pod.yaml"))
@@ -409,8 +494,19 @@ fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i
     // What the injector did: sidecar first, volume in both, launcher wrapping the image's entrypoint.
     let nf = &injected["spec"]["containers"][0];
     assert_eq!(injected["spec"]["initContainers"][0]["name"], "nfguard");
-    assert_eq!(nf["command"], json!(["/nfguard/bin/nfguard-launch", "--", "/usr/bin/osmo-hlr"]));
-    assert_eq!(nf["args"], json!(["-c", "/etc/osmocom/osmo-hlr.cfg", "-l", "/var/lib/osmocom/hlr.db"]));
+    assert_eq!(
+        nf["command"],
+        json!(["/nfguard/bin/nfguard-launch", "--", "/usr/bin/osmo-hlr"])
+    );
+    assert_eq!(
+        nf["args"],
+        json!([
+            "-c",
+            "/etc/osmocom/osmo-hlr.cfg",
+            "-l",
+            "/var/lib/osmocom/hlr.db"
+        ])
+    );
     assert_eq!(injected["spec"]["shareProcessNamespace"], true);
     let played = for_podman(injected);
     let file = dir.join("pod.yaml");
@@ -419,7 +515,9 @@ fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i
     // A pod of that name left by an interrupted run would make `kube play` fail.
     let _ = run(Command::new("podman").args(["pod", "rm", "-f", name]));
     let _ = run(Command::new("podman").args(["volume", "rm", "-f", &format!("nfguard-{name}")]));
-    let o = run(Command::new("podman").args(["kube", "play", "--tls-verify=false"]).arg(&file));
+    let o = run(Command::new("podman")
+        .args(["kube", "play", "--tls-verify=false"])
+        .arg(&file));
     assert!(o.status.success(), "podman kube play: {}", text(&o));
     let sidecar = ctr(name, "nfguard");
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -428,7 +526,11 @@ fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i
         if s > 0 && n > 0 && nf_serves(n) {
             break (s, n);
         }
-        assert!(Instant::now() < deadline, "the pod did not come up; sidecar log:\n{}", sidecar_log(name));
+        assert!(
+            Instant::now() < deadline,
+            "the pod did not come up; sidecar log:\n{}",
+            sidecar_log(name)
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     let _ = pid_nf;
@@ -436,8 +538,15 @@ fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i
     let prober = Prober::start(ctr(name, "nf"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !sidecar_log(name).contains("learning period over") {
-        assert!(Instant::now() < deadline, "learning never ended; sidecar log:\n{}", sidecar_log(name));
-        assert!(nf_serves(pid_sidecar), "the NF stopped serving while learning");
+        assert!(
+            Instant::now() < deadline,
+            "learning never ended; sidecar log:\n{}",
+            sidecar_log(name)
+        );
+        assert!(
+            nf_serves(pid_sidecar),
+            "the NF stopped serving while learning"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     (stage, pid_sidecar, image, prober)
@@ -445,10 +554,23 @@ fn play_learned(name: &str, mode: &str, sessions: &str, dir: &Path) -> (Stage, i
 
 /// The attacker's commands, as `kubectl exec` runs them without the exec rule
 /// (unwrapped) and with it (wrapped in the launcher by the injector).
-const ATTACKS: [&[&str]; 3] = [&["which", "ps"], &["ps", "-ef"], &["sh", "-c", "clear; cat /etc/passwd > /tmp/x"]];
+const ATTACKS: [&[&str]; 3] = [
+    &["which", "ps"],
+    &["ps", "-ef"],
+    &["sh", "-c", "clear; cat /etc/passwd > /tmp/x"],
+];
 
 fn wrapped<'a>(session: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["/nfguard/bin/nfguard-launch", "--container", "nf", "--session", session, "--user", "alice", "--"];
+    let mut v = vec![
+        "/nfguard/bin/nfguard-launch",
+        "--container",
+        "nf",
+        "--session",
+        session,
+        "--user",
+        "alice",
+        "--",
+    ];
     v.extend_from_slice(cmd);
     v
 }
@@ -458,7 +580,9 @@ fn find<'a>(events: &'a [Value], needle: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|e| {
             e["path"].as_str().is_some_and(|p| p.ends_with(needle))
-                || e["argv"].as_array().is_some_and(|a| a.first().and_then(|x| x.as_str()) == Some(needle))
+                || e["argv"]
+                    .as_array()
+                    .is_some_and(|a| a.first().and_then(|x| x.as_str()) == Some(needle))
         })
         .collect()
 }
@@ -468,7 +592,9 @@ fn check_context(e: &Value, pod: &str, image: &str) {
     assert_eq!(e["pod"], pod, "{e}");
     assert_eq!(e["container"], "nf", "{e}");
     assert_eq!(e["image"], image, "{e}");
-    for f in ["time", "pid", "ppid", "argv", "reason", "category", "verdict"] {
+    for f in [
+        "time", "pid", "ppid", "argv", "reason", "category", "verdict",
+    ] {
         assert!(!e[f].is_null(), "{f} missing: {e}");
     }
 }
@@ -485,7 +611,11 @@ fn alert_mode_flags_the_attackers_commands_and_leaves_the_nf_and_its_probes_alon
     let before = sidecar_events(pod).len();
     for cmd in ATTACKS {
         let o = podman_exec(&ctr(pod, "nf"), cmd);
-        assert!(o.status.success() || cmd[0] == "sh", "alert mode lets {cmd:?} run: {}", text(&o));
+        assert!(
+            o.status.success() || cmd[0] == "sh",
+            "alert mode lets {cmd:?} run: {}",
+            text(&o)
+        );
     }
     for cmd in ATTACKS {
         let o = podman_exec(&ctr(pod, "nf"), &wrapped("e2e-alert", cmd));
@@ -513,11 +643,20 @@ fn alert_mode_flags_the_attackers_commands_and_leaves_the_nf_and_its_probes_alon
     assert!(wrapped_events.iter().any(|e| e["user"] == "alice" && e["path"].as_str().is_some_and(|p| p.ends_with("/ps"))), "{log}");
     // Nothing about the NF itself or its probes.
     let (probes, probe_failures) = prober.counts();
-    assert!(probes >= 3 && probe_failures == 0, "probes {probes}, failed {probe_failures}");
+    assert!(
+        probes >= 3 && probe_failures == 0,
+        "probes {probes}, failed {probe_failures}"
+    );
     for e in &events {
-        assert_ne!(e["exe"], "/usr/bin/osmo-hlr", "the NF's own activity was flagged: {e}");
+        assert_ne!(
+            e["exe"], "/usr/bin/osmo-hlr",
+            "the NF's own activity was flagged: {e}"
+        );
         let argv = e["argv"].to_string();
-        assert!(!argv.contains("live-ready"), "a learned probe was flagged: {e}");
+        assert!(
+            !argv.contains("live-ready"),
+            "a learned probe was flagged: {e}"
+        );
     }
     assert!(nf_serves(pid), "the NF must still serve");
     // The API: health, model, events.
@@ -528,7 +667,10 @@ fn alert_mode_flags_the_attackers_commands_and_leaves_the_nf_and_its_probes_alon
     let (code, body) = api_get(pid, "/events");
     assert_eq!(code, 200);
     let api_events: Value = serde_json::from_str(&body).unwrap();
-    assert!(api_events.as_array().is_some_and(|a| a.len() >= 3), "{body}");
+    assert!(
+        api_events.as_array().is_some_and(|a| a.len() >= 3),
+        "{body}"
+    );
     drop(prober);
     drop(stage);
 }
@@ -544,12 +686,22 @@ fn enforce_mode_makes_the_attackers_commands_fail_and_the_nf_keeps_serving() {
     let (stage, pid, image, prober) = play_learned(pod, "enforce", "deny", &dir);
     for cmd in ATTACKS {
         let o = podman_exec(&ctr(pod, "nf"), &wrapped("e2e-enforce", cmd));
-        let why = format!("wrapped {cmd:?}: {}\nsidecar log:\n{}", text(&o), sidecar_log(pod));
+        let why = format!(
+            "wrapped {cmd:?}: {}\nsidecar log:\n{}",
+            text(&o),
+            sidecar_log(pod)
+        );
         assert!(!o.status.success(), "enforce mode must refuse {why}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"), "{why}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"),
+            "{why}"
+        );
     }
     let nf_pid = pid_of(&ctr(pod, "nf"));
-    assert!(!Path::new(&format!("/proc/{nf_pid}/root/tmp/x")).exists(), "the attacker's file was written");
+    assert!(
+        !Path::new(&format!("/proc/{nf_pid}/root/tmp/x")).exists(),
+        "the attacker's file was written"
+    );
     // Unwrapped (no exec rule in the cluster): the runtime starts these outside
     // any filter, so nothing can refuse their first exec; the watcher reports
     // each one and, under exec-sessions=deny, kills what it catches alive.
@@ -562,10 +714,19 @@ fn enforce_mode_makes_the_attackers_commands_fail_and_the_nf_keeps_serving() {
     let log = sidecar_log(pod);
     let seen: Vec<String> = events[before..]
         .iter()
-        .map(|e| format!("{} {} {} {}", e["verdict"], e["path"], e["argv"], e["reason"]))
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["verdict"], e["path"], e["argv"], e["reason"]
+            )
+        })
         .collect();
     for name in ["which.debianutils", "ps"] {
-        assert!(!find(&events[before..], name).is_empty(), "no event for unwrapped {name}; new events:\n{}\nlog:\n{log}", seen.join("\n"));
+        assert!(
+            !find(&events[before..], name).is_empty(),
+            "no event for unwrapped {name}; new events:\n{}\nlog:\n{log}",
+            seen.join("\n")
+        );
     }
     let denied: Vec<&Value> = events.iter().filter(|e| e["verdict"] == "deny").collect();
     assert!(denied.len() >= 3, "{log}");
@@ -574,7 +735,10 @@ fn enforce_mode_makes_the_attackers_commands_fail_and_the_nf_keeps_serving() {
         assert_eq!(e["user"], "alice");
     }
     let (probes, probe_failures) = prober.counts();
-    assert!(probes >= 3 && probe_failures == 0, "probes {probes}, failed {probe_failures}; log:\n{log}");
+    assert!(
+        probes >= 3 && probe_failures == 0,
+        "probes {probes}, failed {probe_failures}; log:\n{log}"
+    );
     assert!(nf_serves(pid), "the NF must still serve");
     drop(prober);
     drop(stage);

@@ -193,11 +193,13 @@ fn main() {
             }
         }
         Cmd::InstallLauncher => {
-            let dir = std::env::var("NFGUARD_SHARED_DIR").unwrap_or_else(|_| nfguard_common::paths::SHARED_DIR.into());
+            let dir = std::env::var("NFGUARD_SHARED_DIR")
+                .unwrap_or_else(|_| nfguard_common::paths::SHARED_DIR.into());
             let result = nfguard_sidecar::run::find_launcher(None)
                 .map_err(|e| e.to_string())
                 .and_then(|l| {
-                    nfguard_sidecar::sidecar::install_launcher(&l, std::path::Path::new(&dir)).map_err(|e| format!("{dir}: {e}"))
+                    nfguard_sidecar::sidecar::install_launcher(&l, std::path::Path::new(&dir))
+                        .map_err(|e| format!("{dir}: {e}"))
                 });
             match result {
                 Ok(p) => {
