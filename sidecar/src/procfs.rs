@@ -72,12 +72,25 @@ pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Reads a small /proc file with one read(2): open, read, close (the supervisor
+/// does this on its hot path; `read_to_string` costs two more syscalls).
+pub fn read_small(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let n = fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    if n == buf.len() {
+        // Longer than expected: fall back to reading it whole.
+        return fs::read_to_string(path).ok();
+    }
+    String::from_utf8(buf[..n].to_vec()).ok()
+}
+
 pub fn read_status(pid: i32) -> Option<Status> {
-    parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+    parse_status(&read_small(&format!("/proc/{pid}/status"))?)
 }
 
 pub fn read_stat(pid: i32) -> Option<(i32, u64)> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&read_small(&format!("/proc/{pid}/stat"))?)
 }
 
 pub fn read_cmdline(pid: i32) -> Vec<String> {

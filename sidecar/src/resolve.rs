@@ -61,14 +61,7 @@ fn cstr(s: &str) -> io::Result<CString> {
 /// An O_PATH fd for an absolute path in our own view (used for /proc paths).
 pub fn open_path(path: &str, extra: i32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
-    let cwd = std::fs::File::open("/")?;
-    sys::openat2(
-        cwd.as_fd(),
-        &c,
-        libc::O_PATH | libc::O_CLOEXEC | extra,
-        0,
-        0,
-    )
+    sys::openat2(sys::cwd(), &c, libc::O_PATH | libc::O_CLOEXEC | extra, 0, 0)
 }
 
 /// Opens `path` (absolute, in the target's view) beneath the target's root.
@@ -174,8 +167,7 @@ pub fn resolve_parent(root: &Root, path: &str) -> io::Result<(OwnedFd, String, S
 /// kernel checks permissions again on this open).
 pub fn reopen(fd: &OwnedFd, flags: i32) -> io::Result<OwnedFd> {
     let c = cstr(&format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    let slash = std::fs::File::open("/")?;
-    sys::openat2(slash.as_fd(), &c, flags, 0, 0)
+    sys::openat2(sys::cwd(), &c, flags, 0, 0)
 }
 
 /// Creates `name` in `dir` without following a symlink that might have

@@ -541,8 +541,7 @@ impl Handler<'_> {
             })),
             Emulation::Chmod { fd, mode } => answer_result(with_creds(creds, || {
                 let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-                let slash = std::fs::File::open("/")?;
-                sys::fchmodat(slash.as_fd(), &resolve::cstring(&path)?, mode)
+                sys::fchmodat(sys::cwd(), &resolve::cstring(&path)?, mode)
             })),
             Emulation::Connect { sock, addr } => {
                 let blocking =
@@ -553,11 +552,11 @@ impl Handler<'_> {
                     let listener = Arc::clone(self.listener);
                     let id = self.n.id;
                     let pending = self.pending.take();
-                    std::thread::spawn(move || {
+                    connect_pool().run(Box::new(move || {
                         let r = sys::connect_raw(sock.as_fd(), &addr);
                         respond_result(listener.fd.as_fd(), id, r);
                         drop(pending);
-                    });
+                    }));
                 } else {
                     answer_result(sys::connect_raw(sock.as_fd(), &addr))
                 }
@@ -573,14 +572,18 @@ impl Handler<'_> {
 
     /// The target's filesystem uid/gid, when they differ from ours and we can switch.
     fn target_fs_creds(&self) -> Option<(u32, u32)> {
+        // Our own ids do not change: read them once. Only root can switch.
+        static OURS: std::sync::OnceLock<Option<(u32, u32, bool)>> = std::sync::OnceLock::new();
+        let (our_uid, our_gid, root) = (*OURS.get_or_init(|| {
+            procfs::read_status(std::process::id() as i32)
+                .map(|s| (s.uid[3], s.gid[3], s.uid[1] == 0))
+        }))?;
+        if !root {
+            return None;
+        }
         let st = procfs::read_status(self.pid())?;
         let (uid, gid) = (st.uid[3], st.gid[3]);
-        let ours = procfs::read_status(std::process::id() as i32)?;
-        if (uid, gid) == (ours.uid[3], ours.gid[3]) || ours.uid[1] != 0 {
-            None
-        } else {
-            Some((uid, gid))
-        }
+        ((uid, gid) != (our_uid, our_gid)).then_some((uid, gid))
     }
 
     // ---- reading the target ----
@@ -618,11 +621,24 @@ impl Handler<'_> {
         }
         let mut out = Vec::new();
         let mut at = addr;
+        // Most paths are short: read 256 bytes first (never past the page,
+        // whose neighbour may be unmapped), then larger chunks.
+        let mut small = [0u8; 256];
+        let mut big: Vec<u8> = Vec::new();
         while out.len() < PATH_MAX {
             let page_left = 4096 - (at % 4096) as usize;
-            let want = page_left.min(PATH_MAX - out.len());
-            let mut chunk = vec![0u8; want];
-            let n = self.read_mem(at, &mut chunk)?;
+            let first = out.is_empty() && big.is_empty();
+            let want =
+                page_left
+                    .min(PATH_MAX - out.len())
+                    .min(if first { small.len() } else { 4096 });
+            let chunk = if first {
+                &mut small[..want]
+            } else {
+                big.resize(4096, 0);
+                &mut big[..want]
+            };
+            let n = self.read_mem(at, chunk)?;
             if n == 0 {
                 return Err(Inspect::Errno(libc::EFAULT));
             }
@@ -1224,6 +1240,50 @@ fn respond_result(listener: BorrowedFd<'_>, id: u64, r: io::Result<()>) {
         },
     };
     let _ = sys::notif_send(listener, &resp);
+}
+
+/// Threads that answer blocking connects (a connect can take minutes): idle
+/// workers are reused, and a new one starts only when none is idle, so a slow
+/// peer never holds up another connect, and a fast one costs no thread start.
+type Job = Box<dyn FnOnce() + Send>;
+
+struct ConnectPool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    queue: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<Job>>>,
+    idle: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectPool {
+    fn run(&self, job: Job) {
+        if self.idle.load(Ordering::Acquire) == 0 {
+            let (queue, idle) = (Arc::clone(&self.queue), Arc::clone(&self.idle));
+            let _ = std::thread::Builder::new()
+                .name("nfguard-connect".into())
+                .spawn(move || loop {
+                    idle.fetch_add(1, Ordering::AcqRel);
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    idle.fetch_sub(1, Ordering::AcqRel);
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+        }
+        let tx = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = tx.send(job);
+    }
+}
+
+fn connect_pool() -> &'static ConnectPool {
+    static POOL: std::sync::OnceLock<ConnectPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        ConnectPool {
+            jobs: std::sync::Mutex::new(tx),
+            queue: Arc::new(std::sync::Mutex::new(rx)),
+            idle: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    })
 }
 
 /// Is our mount namespace the target's?

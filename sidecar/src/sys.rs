@@ -35,6 +35,14 @@ fn cvt_int(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// `AT_FDCWD` as a borrowed fd: "relative to the current directory" for the
+/// *at calls, and unused for absolute paths (saves opening `/` to have a dirfd).
+pub fn cwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD (-100) is not -1, and the kernel never treats it as an
+    // open file: it is only ever passed as a dirfd to *at syscalls.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
 /// Sets no_new_privs, which lets an unprivileged process install a filter
 /// (seccomp(2): "the caller must have CAP_SYS_ADMIN ... or no_new_privs").
 pub fn set_no_new_privs() -> io::Result<()> {
