@@ -121,6 +121,7 @@ fn wait_for_port(port: u16, what: &str) {
 struct Cleanup {
     children: Vec<Child>,
     pods: Vec<String>,
+    images: Vec<String>,
 }
 
 impl Drop for Cleanup {
@@ -132,6 +133,9 @@ impl Drop for Cleanup {
             let _ = Command::new("podman")
                 .args(["volume", "rm", "-f", &format!("nfguard-{pod}")])
                 .output();
+        }
+        for image in &self.images {
+            let _ = Command::new("podman").args(["rmi", "-f", image]).output();
         }
         for c in &mut self.children {
             let _ = c.kill();
@@ -152,6 +156,7 @@ fn stage(dir: &Path) -> Stage {
     let mut cleanup = Cleanup {
         children: Vec::new(),
         pods: Vec::new(),
+        images: Vec::new(),
     };
     let registry_port = free_port();
     std::fs::write(
@@ -173,6 +178,7 @@ fn stage(dir: &Path) -> Stage {
     );
     wait_for_port(registry_port, "docker-registry");
     let image = format!("127.0.0.1:{registry_port}/nf-osmo-hlr:dev");
+    cleanup.images.push(image.clone());
     let o = run(Command::new("podman").args([
         "push",
         "-q",
@@ -671,6 +677,29 @@ fn alert_mode_flags_the_attackers_commands_and_leaves_the_nf_and_its_probes_alon
         api_events.as_array().is_some_and(|a| a.len() >= 3),
         "{body}"
     );
+    if std::env::var_os("NFGUARD_DEMO").is_some() {
+        // scripts/demo: show what a responder would see.
+        println!("\n== alerts raised in pod {pod} after learning\n");
+        for e in new {
+            println!(
+                "{}  {:5}  {}/{} container {}  pid {} (parent {})  {}  {}\n    session {}{}  why: {}",
+                e["time"].as_str().unwrap_or(""),
+                e["verdict"].as_str().unwrap_or(""),
+                e["namespace"].as_str().unwrap_or(""),
+                e["pod"].as_str().unwrap_or(""),
+                e["container"].as_str().unwrap_or(""),
+                e["pid"],
+                e["ppid"],
+                e["path"].as_str().or(e["address"].as_str()).unwrap_or(""),
+                e["argv"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+                e["session"].as_str().unwrap_or(""),
+                e["user"].as_str().map(|u| format!(" (user {u})")).unwrap_or_default(),
+                e["reason"].as_str().unwrap_or(""),
+            );
+        }
+        let (_, timeline) = api_get(pid, "/timeline?format=text&session=e2e-alert");
+        println!("\n== timeline of the exec session e2e-alert (GET /timeline?format=text&session=e2e-alert)\n\n{timeline}");
+    }
     drop(prober);
     drop(stage);
 }
