@@ -633,18 +633,11 @@ fn review_body() -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&review)?)
 }
 
+/// A Kubernetes fixture: the copies of shared/fixtures/k8s kept beside the injector's tests.
 fn fixture(name: &str) -> PathBuf {
-    for base in [
-        "/work/shared/fixtures/k8s",
-        "tests/fixtures/k8s",
-        "../tests/fixtures/k8s",
-    ] {
-        let p = Path::new(base).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    PathBuf::from("/work/shared/fixtures/k8s").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../injector-webhook/tests/fixtures")
+        .join(name)
 }
 
 fn webhook(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Webhook> {
