@@ -25,6 +25,8 @@ pub mod annotations {
     pub const ENTRYPOINT: &str = "nfguard.io/entrypoint";
     /// `alert` | `deny` | `allow`: what to do with exec sessions outside the model.
     pub const EXEC_SESSIONS: &str = "nfguard.io/exec-sessions";
+    /// JSON: the alert sinks of this pod (replaces the cluster's default, see docs/alerts.md).
+    pub const SINKS: &str = "nfguard.io/sinks";
     /// Written by the injector: what was injected, by which version.
     pub const STATUS: &str = "nfguard.io/status";
 }
@@ -62,6 +64,8 @@ pub mod env {
     pub const API_ADDR: &str = "NFGUARD_API_ADDR";
     /// Socket path, for the launcher and the supervisor.
     pub const SOCKET: &str = "NFGUARD_SOCKET";
+    /// JSON: the sinks configuration (docs/alerts.md).
+    pub const SINKS: &str = "NFGUARD_SINKS";
 }
 
 /// What nfguard does with an action outside the learned model.

@@ -56,6 +56,9 @@ pub struct Config {
     /// The API server, read for exec reviews (which name the pod but do not carry it).
     /// `None`: exec sessions pass unwrapped, with a warning.
     pub api_server: Option<crate::apiserver::ApiServerConfig>,
+    /// The cluster's alert sinks (JSON, docs/alerts.md), passed to every sidecar
+    /// unless the pod's `nfguard.io/sinks` annotation replaces them.
+    pub default_sinks: Option<String>,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             registry_roots: Vec::new(),
             registry_timeout: Duration::from_secs(3),
             api_server: None,
+            default_sinks: None,
         }
     }
 }

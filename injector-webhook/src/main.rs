@@ -116,6 +116,9 @@ struct CommonArgs {
     sidecar_cpu_limit: String,
     #[arg(long, default_value = "128Mi")]
     sidecar_memory_limit: String,
+    /// JSON file of the cluster's alert sinks (docs/alerts.md), passed to every sidecar.
+    #[arg(long)]
+    sinks: Option<PathBuf>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -157,6 +160,19 @@ impl CommonArgs {
             registry_roots,
             registry_timeout: self.registry_timeout,
             api_server: None,
+            default_sinks: match &self.sinks {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read sinks {}: {e}", path.display()))?;
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| format!("sinks {}: not JSON: {e}", path.display()))?;
+                    if !v.is_object() {
+                        return Err(format!("sinks {}: expected a JSON object", path.display()));
+                    }
+                    Some(v.to_string())
+                }
+            },
         })
     }
 }

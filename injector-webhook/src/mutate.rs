@@ -526,6 +526,9 @@ fn sidecar_container(
         json!({"name": env::API_ADDR, "value": SIDECAR_API_ADDR}),
         json!({"name": env::SOCKET, "value": paths::SOCKET}),
     ]);
+    if let Some(sinks) = opts.sinks.as_ref().or(cfg.default_sinks.as_ref()) {
+        envs.push(json!({"name": env::SINKS, "value": sinks}));
+    }
     let envs = Value::Array(envs);
     let mut sc = json!({
         "allowPrivilegeEscalation": false,
@@ -644,6 +647,57 @@ mod tests {
             ),
             "{o:?}"
         );
+    }
+
+    fn sidecar_env(out: &Value, name: &str) -> Option<Value> {
+        out["spec"]["initContainers"][0]["env"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    }
+
+    #[test]
+    fn the_pods_sinks_replace_the_clusters_and_reach_the_sidecar() {
+        let mut cfg = Config {
+            default_sinks: Some(r#"{"sinks":[{"type":"webhook","url":"http://soc"}]}"#.into()),
+            ..Config::default()
+        };
+        let p = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "img", "command": ["/x"]}]}});
+        let outcome = mutate(&plan(&p, Some("ns"), &cfg).unwrap(), &cfg, &HashMap::new());
+        let Outcome::Inject { patch, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        let mut out = p.clone();
+        json_patch::patch(&mut out, &patch.0).unwrap();
+        assert_eq!(
+            sidecar_env(&out, env::SINKS).unwrap(),
+            r#"{"sinks":[{"type":"webhook","url":"http://soc"}]}"#
+        );
+        // The annotation wins over the cluster's default.
+        let mut p2 = p.clone();
+        p2["metadata"]["annotations"] =
+            json!({annotations::SINKS: r#"{"sinks":[{"type":"slack","url":"http://chat"}]}"#});
+        let outcome = mutate(&plan(&p2, Some("ns"), &cfg).unwrap(), &cfg, &HashMap::new());
+        let Outcome::Inject { patch, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        let mut out = p2.clone();
+        json_patch::patch(&mut out, &patch.0).unwrap();
+        assert!(sidecar_env(&out, env::SINKS)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("slack"));
+        // No sinks anywhere: no variable (the sidecar keeps stdout only).
+        cfg.default_sinks = None;
+        let outcome = mutate(&plan(&p, Some("ns"), &cfg).unwrap(), &cfg, &HashMap::new());
+        let Outcome::Inject { patch, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        let mut out = p.clone();
+        json_patch::patch(&mut out, &patch.0).unwrap();
+        assert!(sidecar_env(&out, env::SINKS).is_none());
     }
 
     #[test]

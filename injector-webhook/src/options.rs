@@ -48,6 +48,8 @@ pub struct PodOptions {
     pub containers: Option<Vec<String>>,
     pub entrypoint: Option<EntrypointOverride>,
     pub exec_sessions: ExecSessions,
+    /// `nfguard.io/sinks`, checked to be a JSON object (the sidecar checks the rest).
+    pub sinks: Option<String>,
 }
 
 impl PodOptions {
@@ -130,6 +132,19 @@ impl PodOptions {
             None => None,
             Some(v) => Some(parse_entrypoint(v).map_err(|r| bad(annotations::ENTRYPOINT, v, r))?),
         };
+        let sinks = match annots.get(annotations::SINKS) {
+            None => None,
+            Some(v) => match serde_json::from_str::<serde_json::Value>(v) {
+                Ok(j) if j.is_object() => Some(j.to_string()),
+                _ => {
+                    return Err(bad(
+                        annotations::SINKS,
+                        v,
+                        "expected a JSON object of sinks (see docs/alerts.md)".into(),
+                    ))
+                }
+            },
+        };
         Ok(PodOptions {
             mode,
             learning_period,
@@ -137,6 +152,7 @@ impl PodOptions {
             containers,
             entrypoint,
             exec_sessions,
+            sinks,
         })
     }
 }
@@ -226,5 +242,15 @@ mod tests {
         let e = o.entrypoint.unwrap();
         assert_eq!(e.for_container("a").unwrap(), ["/nf"]);
         assert!(e.for_container("b").is_none());
+    }
+
+    #[test]
+    fn a_sinks_annotation_that_is_not_a_json_object_is_refused_by_name() {
+        let annots = BTreeMap::from([(annotations::SINKS.to_string(), "[1,2]".to_string())]);
+        let e = PodOptions::parse(&annots, &["a"]).unwrap_err().to_string();
+        assert!(
+            e.contains(annotations::SINKS) && e.contains("JSON object"),
+            "{e}"
+        );
     }
 }
