@@ -199,6 +199,15 @@ struct Request {
 }
 
 impl Request {
+    /// Records a file the call changes, as the model names it.
+    fn touches(&mut self, exe: String, op: &str, path: String) {
+        self.observations.push(Observation::File(FileEntry {
+            exe,
+            op: op.into(),
+            path,
+        }));
+    }
+
     fn new(category: Category, op: Option<&'static str>, deny_errno: i32) -> Request {
         Request {
             category,
@@ -1032,11 +1041,7 @@ impl Handler<'_> {
                 if writes {
                     // The model has one op for create, write and truncate: a file
                     // created while learning is written later in normal operation.
-                    req.observations.push(Observation::File(FileEntry {
-                        exe,
-                        op: "write".into(),
-                        path: real,
-                    }));
+                    req.touches(exe, "write", real);
                 }
                 flags &= !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW);
                 req.allow = Allow::Emulate(Emulation::Reopen {
@@ -1052,11 +1057,7 @@ impl Handler<'_> {
                 op = "create";
                 req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
                 req.path = Some(real.clone());
-                req.observations.push(Observation::File(FileEntry {
-                    exe,
-                    op: "write".into(),
-                    path: real,
-                }));
+                req.touches(exe, "write", real);
                 let umask = procfs::read_status(self.pid())
                     .map(|s| s.umask)
                     .unwrap_or(0o022);
@@ -1081,11 +1082,7 @@ impl Handler<'_> {
         let (dir, real, name) = resolve::resolve_parent(&self.root()?, &abs)?;
         let mut req = Request::new(Category::Filesystem, Some("unlink"), libc::EACCES);
         req.path = Some(real.clone());
-        req.observations.push(Observation::File(FileEntry {
-            exe: self.exe(),
-            op: "unlink".into(),
-            path: real,
-        }));
+        req.touches(self.exe(), "unlink", real);
         req.allow = Allow::Emulate(Emulation::Unlink { dir, name, flags });
         Ok(req)
     }
@@ -1115,11 +1112,7 @@ impl Handler<'_> {
         let mut req = Request::new(Category::Filesystem, Some("rename"), libc::EACCES);
         req.path = Some(format!("{old_real} -> {new_real}"));
         for p in [old_real, new_real] {
-            req.observations.push(Observation::File(FileEntry {
-                exe: exe.clone(),
-                op: "rename".into(),
-                path: p,
-            }));
+            req.touches(exe.clone(), "rename", p);
         }
         req.allow = Allow::Emulate(Emulation::Rename {
             old_dir,
@@ -1155,11 +1148,7 @@ impl Handler<'_> {
         };
         let mut req = Request::new(Category::Filesystem, Some("chmod"), libc::EACCES);
         req.path = Some(real.clone());
-        req.observations.push(Observation::File(FileEntry {
-            exe: self.exe(),
-            op: "chmod".into(),
-            path: real,
-        }));
+        req.touches(self.exe(), "chmod", real);
         req.allow = Allow::Emulate(Emulation::Chmod {
             fd,
             mode: mode & 0o7777,
