@@ -83,7 +83,27 @@ const fn refuse(nr: i64, name: &'static str, errno: i32, why: &'static str) -> R
 }
 
 /// The policy, x86_64 numbers.
+///
+/// Order matters for speed only: the dispatch is a chain of comparisons, so the
+/// calls a workload makes most (every open, read-only ones included, has to pass
+/// the flags test) come first. The benchmark measured it: a read-only open costs
+/// about one point less over native with `openat` first than tenth.
 pub const RULES: &[Rule] = &[
+    // Filesystem: only opens that can change a file. First: the most frequent.
+    notify_if(
+        libc::SYS_openat,
+        "openat",
+        2,
+        OPEN_WRITE_MASK,
+        "opens for write, create, truncate",
+    ),
+    notify_if(
+        libc::SYS_open,
+        "open",
+        1,
+        OPEN_WRITE_MASK,
+        "opens for write, create, truncate",
+    ),
     // Processes.
     notify(
         libc::SYS_execve,
@@ -126,21 +146,7 @@ pub const RULES: &[Rule] = &[
         "listen",
         "the port a stream socket starts accepting on",
     ),
-    // Filesystem: only opens that can change a file.
-    notify_if(
-        libc::SYS_open,
-        "open",
-        1,
-        OPEN_WRITE_MASK,
-        "opens for write, create, truncate",
-    ),
-    notify_if(
-        libc::SYS_openat,
-        "openat",
-        2,
-        OPEN_WRITE_MASK,
-        "opens for write, create, truncate",
-    ),
+    // Filesystem: the other calls that change files.
     notify(
         libc::SYS_openat2,
         "openat2",
