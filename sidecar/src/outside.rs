@@ -976,7 +976,8 @@ impl Watcher {
             argv: Vec::new(),
             cwd: "?".into(),
             reason: why,
-            path: None,
+            // The program: for an exec event, path names what was executed.
+            path: Some(o.path.clone()),
             op: None,
             family: None,
             protocol: None,

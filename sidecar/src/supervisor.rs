@@ -461,6 +461,14 @@ impl Handler<'_> {
     /// Lets an allowed call happen: continue outside enforce mode, or as the
     /// request says in enforce mode.
     fn proceed(&self, mode: Mode, req: Request) {
+        // Tell the exec watcher about an exec that is let through (and only
+        // then: a refused exec never opens the file, and a note left for it
+        // would hide the next exec of that program from outside the launcher).
+        if let (Category::Process, Some(path)) = (req.category, &req.path) {
+            if matches!(self.n.data.nr as i64, libc::SYS_execve | libc::SYS_execveat) {
+                crate::outside::note_inside_exec(path);
+            }
+        }
         if mode != Mode::Enforce {
             return self.continue_call();
         }
@@ -770,7 +778,6 @@ impl Handler<'_> {
             }
         };
         req.path = Some(program.clone());
-        crate::outside::note_inside_exec(&program);
         if mode != Mode::Learn {
             req.argv = Some(self.read_argv(argv_addr));
         }
