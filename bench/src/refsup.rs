@@ -75,8 +75,8 @@ pub fn run(argv: &[CString], stdout: Option<OwnedFd>) -> io::Result<Outcome> {
     })?;
     drop(theirs);
     drop(stdout);
-    let listener = match sys::recv_fd(ours.as_fd()) {
-        Ok(l) => l,
+    let listener = match nfguard_sidecar::launch::recv_fd(ours.as_fd()) {
+        Ok((l, _)) => l,
         Err(e) => {
             let status = sys::wait_pid(pid)?;
             return Err(io::Error::other(format!(

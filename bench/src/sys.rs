@@ -233,7 +233,8 @@ pub fn wait_pid(pid: i32) -> io::Result<i32> {
 }
 
 /// Sends `fd` over the unix socket `sock` with SCM_RIGHTS, exactly one fd in
-/// one message (unix(7)); no allocation, so a forked child may call it.
+/// one message (unix(7)); no allocation, so a forked child may call it. The
+/// parent receives it with the sidecar's `launch::recv_fd`.
 pub fn send_fd_raw(sock: i32, fd: i32) -> bool {
     const SPACE: usize = 32; // CMSG_SPACE(sizeof(int)) is 24 on x86_64
     #[repr(C, align(8))]
@@ -262,49 +263,6 @@ pub fn send_fd_raw(sock: i32, fd: i32) -> bool {
     }
     // SAFETY: `msg` describes valid buffers that outlive the call.
     unsafe { libc::sendmsg(sock, &msg, 0) == 1 }
-}
-
-/// Receives one fd sent by `send_fd_raw`.
-pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    const SPACE: usize = 32;
-    #[repr(C, align(8))]
-    struct Buf([u8; SPACE]);
-    let mut cbuf = Buf([0; SPACE]);
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: as in send_fd_raw.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = SPACE;
-    // SAFETY: `msg` describes valid writable buffers that outlive the call.
-    let n = cvt(
-        unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) }
-            as libc::c_long,
-    )?;
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "no fd received",
-        ));
-    }
-    // SAFETY: the kernel filled `msg`; CMSG_FIRSTHDR checks the length.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no SCM_RIGHTS in message",
-            ));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 /// Sends `sig` to `pid`.

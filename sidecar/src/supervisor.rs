@@ -284,16 +284,6 @@ impl Handler<'_> {
         let _ = sys::notif_send(self.fd(), &resp);
     }
 
-    fn answer_value(&self, val: i64) {
-        let resp = sys::seccomp_notif_resp {
-            id: self.n.id,
-            val,
-            error: 0,
-            flags: 0,
-        };
-        let _ = sys::notif_send(self.fd(), &resp);
-    }
-
     fn continue_call(&self) {
         self.shared.stats.allowed.fetch_add(1, Ordering::Relaxed);
         self.shared
@@ -503,10 +493,7 @@ impl Handler<'_> {
 
     fn emulate(&self, em: Emulation) {
         let creds = self.target_fs_creds();
-        let answer_result = |r: io::Result<()>| match r {
-            Ok(()) => self.answer_value(0),
-            Err(e) => self.answer(e.raw_os_error().unwrap_or(libc::EPERM), 0),
-        };
+        let answer_result = |r: io::Result<()>| respond_result(self.fd(), self.n.id, r);
         let install = |r: io::Result<OwnedFd>, cloexec: bool| match r {
             Ok(fd) => {
                 if let Err(e) = sys::notif_addfd(self.fd(), self.n.id, fd.as_fd(), cloexec, true) {
