@@ -177,6 +177,36 @@ mod tests {
     }
 
     #[test]
+    fn pidfd_info_gives_the_same_filesystem_ids_as_status_per_thread() {
+        // The supervisor reads a thread's fsuid/fsgid with PIDFD_GET_INFO
+        // (linux 6.13) and falls back to /proc/<tid>/status: both must agree,
+        // for a thread whose ids differ from its process's (setfsuid is per thread).
+        let root = nix::unistd::geteuid().is_root();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            if root {
+                crate::sys::set_thread_fs_ids(1234, 4321);
+            }
+            tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let st = read_status(tid).unwrap();
+        let want = if root {
+            (1234, 4321)
+        } else {
+            (st.uid[3], st.gid[3])
+        };
+        assert_eq!((st.uid[3], st.gid[3]), want);
+        use std::os::fd::AsFd;
+        let pidfd = crate::sys::pidfd_open_thread(tid).unwrap();
+        assert_eq!(crate::sys::pidfd_fs_ids(pidfd.as_fd()).unwrap(), want);
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+    }
+
+    #[test]
     fn stat_survives_a_command_name_with_parentheses_and_spaces() {
         let text = "77 (a) b (c) S 12 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
         assert_eq!(parse_stat(text), Some((12, 987654)));

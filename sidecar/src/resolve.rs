@@ -28,10 +28,17 @@ pub struct Root {
 impl Root {
     pub fn of(pid: i32) -> io::Result<Root> {
         let fd = open_path(&format!("/proc/{pid}/root"), libc::O_DIRECTORY)?;
-        let prefix = std::fs::read_link(format!("/proc/{pid}/root"))?
+        // The prefix is read from the fd we hold, not from /proc/<pid>/root
+        // again: the task may change its root in between.
+        let prefix = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?
             .to_string_lossy()
             .into_owned();
         Ok(Root { fd, prefix })
+    }
+
+    /// This root's identity (see [`RootId`]).
+    pub fn id(&self) -> io::Result<RootId> {
+        sys::mount_and_inode(self.fd.as_fd(), c"").map(RootId)
     }
 
     /// The real path (in the target's view) of something we hold an fd to.
@@ -104,6 +111,45 @@ pub fn split_parent(path: &str) -> (&str, &str) {
         Some(("", name)) => ("/", name),
         Some((dir, name)) => (dir, name),
         None => ("/", trimmed),
+    }
+}
+
+/// What makes two roots resolve every path alike: the mount they are on and
+/// the directory's device and inode. A mount belongs to one mount namespace,
+/// so the same mount and inode mean the same directory seen through the same
+/// mounts; a mount id is only reused once the mount is gone, and a cached
+/// [`Root`] holds its mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootId((u64, u64, u64));
+
+impl RootId {
+    /// The identity of the root of task `pid`: one statx of `/proc/<pid>/root`.
+    pub fn of_task(pid: i32) -> io::Result<RootId> {
+        sys::mount_and_inode(sys::cwd(), &cstr(&format!("/proc/{pid}/root"))?).map(RootId)
+    }
+}
+
+/// The root of the last task asked about, reused while the next task's root
+/// has the same [`RootId`]: one statx per call instead of an open, a readlink
+/// and a close (the tasks of one container almost always share their root).
+#[derive(Default)]
+pub struct RootCache(std::cell::RefCell<Option<(RootId, std::rc::Rc<Root>)>>);
+
+impl RootCache {
+    pub fn root_of(&self, pid: i32) -> io::Result<std::rc::Rc<Root>> {
+        let id = RootId::of_task(pid)?;
+        if let Some((cached, root)) = &*self.0.borrow() {
+            if *cached == id {
+                return Ok(std::rc::Rc::clone(root));
+            }
+        }
+        let root = std::rc::Rc::new(Root::of(pid)?);
+        // Keep it only if it is the root just identified (the task may have
+        // changed its root between the statx and the open).
+        if root.id().ok() == Some(id) {
+            *self.0.borrow_mut() = Some((id, std::rc::Rc::clone(&root)));
+        }
+        Ok(root)
     }
 }
 
@@ -237,5 +283,58 @@ mod tests {
         );
         let r = resolve(&root, &format!("{d}/dangling"), false).unwrap();
         assert_eq!(r.real(), format!("{d}/dangling"), "unless told not to");
+    }
+
+    #[test]
+    fn the_root_cache_is_reused_for_the_same_root_and_follows_a_chrooted_task() {
+        let me = std::process::id() as i32;
+        let cache = RootCache::default();
+        let first = cache.root_of(me).unwrap();
+        assert!(
+            std::rc::Rc::ptr_eq(&first, &cache.root_of(me).unwrap()),
+            "the same root is served from the cache"
+        );
+        if !nix::unistd::geteuid().is_root() {
+            let msg = "the chroot half of this test needs root";
+            assert!(std::env::var_os("CI").is_none(), "{msg}");
+            eprintln!("SKIPPED: {msg}");
+            return;
+        }
+        // A task in a chroot with its own /etc/marker (perl is in Debian's
+        // essential set: it chroots after its exec, so needs no files inside).
+        let jail = tempfile::tempdir().unwrap();
+        std::fs::create_dir(jail.path().join("etc")).unwrap();
+        std::fs::write(jail.path().join("etc/marker"), "jailed\n").unwrap();
+        let mut child = std::process::Command::new("perl")
+            .args(["-e", "chroot($ARGV[0]) or die $!; chdir '/'; sleep 30"])
+            .arg(jail.path())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let ours = RootId::of_task(me).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while RootId::of_task(pid).unwrap() == ours {
+            assert!(std::time::Instant::now() < deadline, "perl never chrooted");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let theirs = cache.root_of(pid).unwrap();
+        assert!(!std::rc::Rc::ptr_eq(&first, &theirs));
+        match resolve(&theirs, "/etc/marker", true).unwrap() {
+            Resolved::Existing { fd, real } => {
+                assert_eq!(real, "/etc/marker", "named in the task's view");
+                let text =
+                    std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+                assert_eq!(text, "jailed\n", "the jail's file, not ours");
+            }
+            Resolved::Missing { .. } => panic!("/etc/marker exists in the jail"),
+        }
+        // Back to our own root: the jail's files are not seen any more.
+        let again = cache.root_of(me).unwrap();
+        assert!(matches!(
+            resolve(&again, "/etc/marker", true).unwrap(),
+            Resolved::Missing { .. }
+        ));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -34,8 +34,9 @@ use crate::model::{
     self, FileEntry, ListenEntry, Model, Observation, PeerEntry, SocketEntry, UnixEntry,
 };
 use crate::net::{self, SockAddr, UnixAddr};
-use crate::resolve::{self, Resolved, Root};
+use crate::resolve::{self, Resolved, Root, RootCache};
 use crate::{filter, procfs, sys};
+use std::rc::Rc;
 
 /// Longest path read from a target (PATH_MAX).
 const PATH_MAX: usize = 4096;
@@ -254,6 +255,10 @@ struct Handler<'a> {
     /// The notification's journal slot, freed when the handler is done (or
     /// moved to the thread that answers a blocking connect).
     pending: std::cell::Cell<Option<Pending>>,
+    /// The root of the listener's last task (one statx per call when it is shared).
+    roots: &'a RootCache,
+    /// `/proc/<pid>/status` of the caller, read at most once per call.
+    status: std::cell::OnceCell<Option<procfs::Status>>,
 }
 
 impl Handler<'_> {
@@ -300,6 +305,12 @@ impl Handler<'_> {
             .metrics
             .decision(self.n.data.nr, Decision::Deny);
         self.answer(errno, 0);
+    }
+
+    fn status(&self) -> Option<&procfs::Status> {
+        self.status
+            .get_or_init(|| procfs::read_status(self.pid()))
+            .as_ref()
     }
 
     fn still_valid(&self) -> bool {
@@ -492,7 +503,7 @@ impl Handler<'_> {
     }
 
     fn emulate(&self, em: Emulation) {
-        let creds = self.target_fs_creds();
+        let creds = || self.target_fs_creds();
         let answer_result = |r: io::Result<()>| respond_result(self.fd(), self.n.id, r);
         let install = |r: io::Result<OwnedFd>, cloexec: bool| match r {
             Ok(fd) => {
@@ -510,7 +521,7 @@ impl Handler<'_> {
                 flags,
                 truncate_to,
             } => {
-                let r = with_creds(creds, || resolve::reopen(&fd, flags));
+                let r = with_creds(creds(), || resolve::reopen(&fd, flags));
                 match truncate_to {
                     Some(len) => answer_result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
                     None => install(r, flags & libc::O_CLOEXEC != 0),
@@ -522,10 +533,10 @@ impl Handler<'_> {
                 flags,
                 mode,
             } => {
-                let r = with_creds(creds, || resolve::create_in(&dir, &name, flags, mode));
+                let r = with_creds(creds(), || resolve::create_in(&dir, &name, flags, mode));
                 install(r, flags & libc::O_CLOEXEC != 0)
             }
-            Emulation::Unlink { dir, name, flags } => answer_result(with_creds(creds, || {
+            Emulation::Unlink { dir, name, flags } => answer_result(with_creds(creds(), || {
                 sys::unlinkat(dir.as_fd(), &resolve::cstring(&name)?, flags)
             })),
             Emulation::Rename {
@@ -534,7 +545,7 @@ impl Handler<'_> {
                 new_dir,
                 new,
                 flags,
-            } => answer_result(with_creds(creds, || {
+            } => answer_result(with_creds(creds(), || {
                 sys::renameat2(
                     old_dir.as_fd(),
                     &resolve::cstring(&old)?,
@@ -543,7 +554,7 @@ impl Handler<'_> {
                     flags,
                 )
             })),
-            Emulation::Chmod { fd, mode } => answer_result(with_creds(creds, || {
+            Emulation::Chmod { fd, mode } => answer_result(with_creds(creds(), || {
                 let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
                 sys::fchmodat(sys::cwd(), &resolve::cstring(&path)?, mode)
             })),
@@ -566,7 +577,7 @@ impl Handler<'_> {
                 }
             }
             Emulation::Bind { sock, addr } => {
-                answer_result(with_creds(creds, || sys::bind_raw(sock.as_fd(), &addr)))
+                answer_result(with_creds(creds(), || sys::bind_raw(sock.as_fd(), &addr)))
             }
             Emulation::Listen { sock, backlog } => {
                 answer_result(sys::listen(sock.as_fd(), backlog))
@@ -574,20 +585,46 @@ impl Handler<'_> {
         }
     }
 
-    /// The target's filesystem uid/gid, when they differ from ours and we can switch.
-    fn target_fs_creds(&self) -> Option<(u32, u32)> {
+    /// The target's filesystem uid/gid, when they differ from ours and we can
+    /// switch. An error when they cannot be read: the call must then not be
+    /// made with our rights.
+    fn target_fs_creds(&self) -> io::Result<Option<(u32, u32)>> {
         // Our own ids do not change: read them once. Only root can switch.
         static OURS: std::sync::OnceLock<Option<(u32, u32, bool)>> = std::sync::OnceLock::new();
-        let (our_uid, our_gid, root) = (*OURS.get_or_init(|| {
+        let Some((our_uid, our_gid, root)) = *OURS.get_or_init(|| {
             procfs::read_status(std::process::id() as i32)
                 .map(|s| (s.uid[3], s.gid[3], s.uid[1] == 0))
-        }))?;
+        }) else {
+            return Ok(None);
+        };
         if !root {
-            return None;
+            return Ok(None);
         }
-        let st = procfs::read_status(self.pid())?;
-        let (uid, gid) = (st.uid[3], st.gid[3]);
-        ((uid, gid) != (our_uid, our_gid)).then_some((uid, gid))
+        // PIDFD_GET_INFO (linux 6.13) gives them without formatting all of
+        // /proc/<pid>/status, which costs more than the rest of the call.
+        static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
+        let from_pidfd = if NO_PIDFD_INFO.load(Ordering::Relaxed) {
+            None
+        } else {
+            match sys::pidfd_open_thread(self.pid()).and_then(|p| sys::pidfd_fs_ids(p.as_fd())) {
+                Ok(ids) => Some(ids),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(e),
+                Err(_) => {
+                    NO_PIDFD_INFO.store(true, Ordering::Relaxed);
+                    None
+                }
+            }
+        };
+        let (uid, gid) = match from_pidfd {
+            Some(ids) => ids,
+            None => {
+                let st = self
+                    .status()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+                (st.uid[3], st.gid[3])
+            }
+        };
+        Ok(((uid, gid) != (our_uid, our_gid)).then_some((uid, gid)))
     }
 
     // ---- reading the target ----
@@ -700,8 +737,8 @@ impl Handler<'_> {
         Ok(resolve::absolutize(&self.base_dir(dirfd)?, &p))
     }
 
-    fn root(&self) -> Result<Root, Inspect> {
-        Root::of(self.pid()).map_err(Inspect::from)
+    fn root(&self) -> Result<Rc<Root>, Inspect> {
+        self.roots.root_of(self.pid()).map_err(Inspect::from)
     }
 
     fn exe(&self) -> String {
@@ -1021,12 +1058,12 @@ impl Handler<'_> {
                 };
                 req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
                 if writes {
-                    if let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                    {
-                        if meta.is_file() && meta.nlink() > 1 {
+                    if let Ok(st) = nix::sys::stat::fstat(fd.as_raw_fd()) {
+                        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+                        if regular && st.st_nlink > 1 {
                             req.special = Some((
                                 Kind::Unverifiable,
-                                format!("{real} has {} hard links: writing it through one name would change the others", meta.nlink()),
+                                format!("{real} has {} hard links: writing it through one name would change the others", st.st_nlink),
                             ));
                         }
                     }
@@ -1052,9 +1089,7 @@ impl Handler<'_> {
                 req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
                 req.path = Some(real.clone());
                 req.touches(exe, "write", real);
-                let umask = procfs::read_status(self.pid())
-                    .map(|s| s.umask)
-                    .unwrap_or(0o022);
+                let umask = self.status().map(|s| s.umask).unwrap_or(0o022);
                 req.allow = Allow::Emulate(Emulation::Create {
                     dir,
                     name,
@@ -1073,7 +1108,7 @@ impl Handler<'_> {
             (self.arg(0) as i32, self.arg(1), self.arg(2) as i32)
         };
         let abs = self.path_arg(dirfd, path_addr)?;
-        let (dir, real, name) = resolve::resolve_parent(&self.root()?, &abs)?;
+        let (dir, real, name) = resolve::resolve_parent(&*self.root()?, &abs)?;
         let mut req = Request::new(Category::Filesystem, Some("unlink"), libc::EACCES);
         req.path = Some(real.clone());
         req.touches(self.exe(), "unlink", real);
@@ -1135,7 +1170,7 @@ impl Handler<'_> {
                 ),
             };
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-            match resolve::resolve(&self.root()?, &self.path_arg(dirfd, p)?, follow)? {
+            match resolve::resolve(&*self.root()?, &self.path_arg(dirfd, p)?, follow)? {
                 Resolved::Existing { fd, real } => (fd, real, mode),
                 Resolved::Missing { .. } => return Err(Inspect::Errno(libc::ENOENT)),
             }
@@ -1168,7 +1203,7 @@ impl Handler<'_> {
 
     fn emit(&self, mode: Mode, req: &Request, verdict: Verdict, kind: Kind, reason: String) {
         let pid = self.pid();
-        let status = procfs::read_status(pid);
+        let status = self.status();
         let mut context = self.shared.base_context.clone();
         context.container = self.listener.container.clone();
         context.session = Some(self.listener.session.clone());
@@ -1185,8 +1220,8 @@ impl Handler<'_> {
             mode,
             syscall: self.syscall(),
             pid,
-            ppid: status.as_ref().map(|s| s.ppid).unwrap_or(0),
-            uid: status.as_ref().map(|s| s.uid[1]).unwrap_or(u32::MAX),
+            ppid: status.map(|s| s.ppid).unwrap_or(0),
+            uid: status.map(|s| s.uid[1]).unwrap_or(u32::MAX),
             exe: self.exe(),
             argv: req
                 .argv
@@ -1277,8 +1312,11 @@ fn same_mount_ns(pid: i32) -> bool {
 }
 
 /// Runs `f` with this thread's filesystem ids switched to `creds` (when given).
-fn with_creds<T>(creds: Option<(u32, u32)>, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    match creds {
+fn with_creds<T>(
+    creds: io::Result<Option<(u32, u32)>>,
+    f: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    match creds? {
         None => f(),
         Some((uid, gid)) => {
             sys::set_thread_fs_ids(uid, gid);
@@ -1402,6 +1440,7 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
         }
     });
     let crash_after = crash_hook();
+    let roots = RootCache::default();
     let handle = |n: sys::seccomp_notif| {
         let pending = journal.as_ref().and_then(|j| j.record(&n));
         if let Some(limit) = crash_after {
@@ -1416,6 +1455,8 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
             keeper_exe: &keeper_exe,
             n,
             pending: std::cell::Cell::new(pending),
+            roots: &roots,
+            status: Default::default(),
         }
         .handle();
     };

@@ -199,6 +199,62 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd>
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// pidfd_open(2) of one thread (`PIDFD_THREAD`, linux 6.9): a notification
+/// names a thread, which need not lead its thread group.
+pub fn pidfd_open_thread(tid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `struct pidfd_info` of linux/pidfd.h (its first version, 64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+/// `PIDFD_GET_INFO`: _IOWR(0xFF, 11, struct pidfd_info).
+const PIDFD_GET_INFO: u64 =
+    (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as u64) << 16) | (0xFF << 8) | 11;
+const PIDFD_INFO_CREDS: u64 = 1 << 1;
+
+/// The filesystem uid and gid of the task behind `pidfd` (ioctl
+/// `PIDFD_GET_INFO`, linux 6.13): what /proc/<pid>/status says on its
+/// `Uid:`/`Gid:` lines, without formatting the whole file.
+pub fn pidfd_fs_ids(pidfd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_CREDS,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: `info` is a valid, writable pidfd_info of the size the ioctl number encodes.
+    cvt_int(unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_INFO as _,
+            &mut info as *mut PidfdInfo,
+        )
+    })?;
+    if info.mask & PIDFD_INFO_CREDS == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok((info.fsuid, info.fsgid))
+}
+
 /// kcmp(2): do `pid1` and `pid2` share the resource `kind` (KCMP_VM, KCMP_FILES)?
 pub fn kcmp_same(pid1: i32, pid2: i32, kind: i32) -> io::Result<bool> {
     // SAFETY: integer arguments only.
@@ -235,6 +291,34 @@ pub fn openat2(
     })?;
     // SAFETY: a new fd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// What identifies a directory as a root: the id of the mount it is on, and
+/// its device and inode (statx(2) with STATX_MNT_ID). `path` empty means the
+/// fd `dir` itself (AT_EMPTY_PATH); otherwise the final symlink is followed.
+pub fn mount_and_inode(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<(u64, u64, u64)> {
+    // SAFETY: statx is plain data.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = if path.is_empty() {
+        libc::AT_EMPTY_PATH
+    } else {
+        0
+    };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid statx buffer.
+    cvt_int(unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            flags | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_INO | libc::STATX_MNT_ID,
+            &mut st,
+        )
+    })?;
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
+    Ok((st.stx_mnt_id, dev, st.stx_ino))
 }
 
 /// Sets this thread's filesystem uid and gid (setfsuid(2) is per thread), so

@@ -804,3 +804,68 @@ fn a_call_the_dead_supervisor_received_but_never_answered_is_answered_after_rest
     sup.kill().unwrap();
     sup.wait().unwrap();
 }
+
+/// Root, for the tests that run a workload as another user: in CI its absence
+/// is a failure (CI runs as root), elsewhere the test says so and passes.
+fn require_root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        let msg = "this test runs a workload as another user: run it as root";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    root
+}
+
+#[test]
+fn an_emulated_write_has_the_workloads_rights_not_the_supervisors() {
+    // In enforce mode the (root) supervisor opens and creates files for the
+    // workload: it must do so with the workload's filesystem ids, or a
+    // learned write would succeed where the kernel would refuse it.
+    if !require_root() || !require("setpriv", "util-linux") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let s = Scratch::new();
+    let dir = s.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(s.path("roots"), "root's\n").unwrap();
+    std::fs::set_permissions(s.path("roots"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::create_dir(s.path("own")).unwrap();
+    nix::unistd::chown(&s.path("own"), Some(65534.into()), Some(65534.into())).unwrap();
+    let script = format!(
+        "echo x > {roots}; echo roots=$?; echo y > {new}; echo new=$?",
+        roots = s.s("roots"),
+        new = s.s("own/new"),
+    );
+    let cmd = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let learned = stdout(&s.run("learn", &cmd));
+    assert!(learned.contains("new=0"), "{learned}");
+    std::fs::remove_file(s.path("own/new")).unwrap();
+    let out = s.run("enforce", &cmd);
+    let text = stdout(&out);
+    assert!(s.events().is_empty(), "{}", summary(&s.events()));
+    // The learned write to root's file is made as nobody: refused, as without nfguard.
+    assert!(!text.contains("roots=0"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    assert_eq!(
+        std::fs::read_to_string(s.path("roots")).unwrap(),
+        "root's\n"
+    );
+    // The learned create is made as nobody: the new file is nobody's.
+    assert!(text.contains("new=0"), "{text}");
+    let meta = std::fs::metadata(s.path("own/new")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(std::fs::read_to_string(s.path("own/new")).unwrap(), "y\n");
+}
