@@ -10,7 +10,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nfguard_sidecar::sys as nsys;
@@ -24,6 +24,8 @@ pub struct Outcome {
     pub wait_status: i32,
     /// Notifications answered.
     pub notifications: u64,
+    /// Of those, the calls the supervisor made itself (`Answer::Emulate`).
+    pub emulated: u64,
 }
 
 impl Outcome {
@@ -38,10 +40,24 @@ impl Outcome {
     }
 }
 
+/// How the reference supervisor answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Every notification with CONTINUE: the floor of any supervisor.
+    Continue,
+    /// `openat` and `connect` emulated the least way that is safe against a
+    /// racing thread: the supervisor opens the path itself and installs the fd
+    /// with SECCOMP_IOCTL_NOTIF_ADDFD (flag SEND), or connects its own copy of
+    /// the socket (pidfd_getfd) and answers with the result; every other call
+    /// with CONTINUE. The floor of a supervisor that enforces on what it
+    /// checked, which is what nfguard's enforce mode does.
+    Emulate,
+}
+
 /// Runs `argv` (argv[0] an absolute path) under nfguard's filter, answering
-/// every notification with CONTINUE. `stdout`, when given, becomes the
+/// every notification as `answer` says. `stdout`, when given, becomes the
 /// command's standard output.
-pub fn run(argv: &[CString], stdout: Option<OwnedFd>) -> io::Result<Outcome> {
+pub fn run(argv: &[CString], stdout: Option<OwnedFd>, answer: Answer) -> io::Result<Outcome> {
     let program = nfguard_sidecar::filter::program();
     let args = ExecArgs::new(argv);
     let path = argv
@@ -89,43 +105,111 @@ pub fn run(argv: &[CString], stdout: Option<OwnedFd>) -> io::Result<Outcome> {
     }
     let server = std::thread::Builder::new()
         .name("refsup".into())
-        .spawn(move || serve(listener))?;
+        .spawn(move || serve(listener, answer))?;
     let wait_status = sys::wait_pid(pid)?;
     // The thread ends when no task uses the filter any more (POLLHUP).
-    let notifications = server.join().unwrap_or(0);
+    let (notifications, emulated) = server.join().unwrap_or((0, 0));
     Ok(Outcome {
         wait_status,
         notifications,
+        emulated,
     })
 }
 
-/// Answers every notification with CONTINUE until the filter has no users.
-fn serve(listener: OwnedFd) -> u64 {
+/// Answers every notification until the filter has no users; returns how
+/// many it answered and how many of those it emulated.
+fn serve(listener: OwnedFd, answer: Answer) -> (u64, u64) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let fd = listener.as_fd();
-    let mut answered = 0u64;
+    let (mut answered, mut emulated) = (0u64, 0u64);
     loop {
         let mut pfd = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut pfd, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return answered,
+            Err(_) => return (answered, emulated),
         }
         let rev = pfd[0].revents().unwrap_or(PollFlags::empty());
         if rev.contains(PollFlags::POLLIN) {
             if let Ok(n) = nsys::notif_recv(fd) {
-                let resp = nsys::seccomp_notif_resp {
-                    id: n.id,
-                    val: 0,
-                    error: 0,
-                    flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-                };
-                if nsys::notif_send(fd, &resp).is_ok() {
+                if answer == Answer::Emulate && emulate(fd, &n) {
+                    emulated += 1;
+                    answered += 1;
+                } else if continue_call(fd, n.id) {
                     answered += 1;
                 }
             }
         } else if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
-            return answered;
+            return (answered, emulated);
         }
+    }
+}
+
+fn continue_call(fd: BorrowedFd<'_>, id: u64) -> bool {
+    let resp = nsys::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    nsys::notif_send(fd, &resp).is_ok()
+}
+
+fn send_result(fd: BorrowedFd<'_>, id: u64, r: io::Result<()>) -> bool {
+    let error = match r {
+        Ok(()) => 0,
+        Err(e) => -e.raw_os_error().unwrap_or(libc::EPERM),
+    };
+    let resp = nsys::seccomp_notif_resp {
+        id,
+        val: 0,
+        error,
+        flags: 0,
+    };
+    nsys::notif_send(fd, &resp).is_ok()
+}
+
+/// Emulates `openat` (absolute paths) and `connect`; false for anything else,
+/// which the caller continues.
+fn emulate(fd: BorrowedFd<'_>, n: &nsys::seccomp_notif) -> bool {
+    let (pid, args) = (n.pid as i32, n.data.args);
+    match i64::from(n.data.nr) {
+        libc::SYS_openat => {
+            let mut buf = [0u8; 256];
+            let Ok(len) = nsys::read_process_memory(pid, args[1], &mut buf) else {
+                return false;
+            };
+            let Some(end) = buf[..len].iter().position(|b| *b == 0) else {
+                return false;
+            };
+            let Ok(path) = std::ffi::CStr::from_bytes_with_nul(&buf[..=end]) else {
+                return false;
+            };
+            if !path.to_bytes().starts_with(b"/") {
+                return false;
+            }
+            let flags = args[2] as i32;
+            match nsys::openat2(nsys::cwd(), path, flags, args[3] as u32, 0) {
+                Ok(file) => {
+                    let cloexec = flags & libc::O_CLOEXEC != 0;
+                    nsys::notif_addfd(fd, n.id, file.as_fd(), cloexec, true).is_ok()
+                }
+                Err(e) => send_result(fd, n.id, Err(e)),
+            }
+        }
+        libc::SYS_connect => {
+            let len = (args[2] as usize).min(128);
+            let mut addr = vec![0u8; len];
+            if !matches!(nsys::read_process_memory(pid, args[1], &mut addr), Ok(n) if n == len) {
+                return false;
+            }
+            let sock =
+                nsys::pidfd_open(pid).and_then(|p| nsys::pidfd_getfd(p.as_fd(), args[0] as i32));
+            match sock {
+                Ok(sock) => send_result(fd, n.id, nsys::connect_raw(sock.as_fd(), &addr)),
+                Err(_) => false,
+            }
+        }
+        _ => false,
     }
 }

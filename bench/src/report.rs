@@ -60,6 +60,10 @@ pub struct OpResult {
     pub ratio_native: Option<f64>,
     /// Median over the reference supervisor's median of the same op.
     pub ratio_reference: Option<f64>,
+    /// Median over the emulating reference supervisor's median of the same op
+    /// (`ref-emulate`: the floor for enforce mode, which emulates too).
+    #[serde(default)]
+    pub ratio_emulating: Option<f64>,
     /// Median over rounds of (this round's median / native's median in the
     /// same round): less sensitive to drift between rounds than the pooled ratio.
     pub ratio_native_by_round: Option<f64>,
@@ -161,7 +165,7 @@ pub fn render(r: &Report) -> String {
         let n = sc.results.first().map(|x| x.summary.n).unwrap_or(0);
         let _ = writeln!(
             s,
-            "Per-syscall latency, microseconds, median / p99 ({} interleaved rounds; samples pooled, e.g. {} for the first op). Ratios: median over native (xN) and over the reference supervisor (xR).\n",
+            "Per-syscall latency, microseconds, median / p99 ({} interleaved rounds; samples pooled, e.g. {} for the first op). Ratios: median over native (xN), over the reference supervisor (xR) and, for enforce, over the emulating reference (xE).\n",
             sc.rounds, n
         );
         let mut header = "| op |".to_string();
@@ -192,6 +196,13 @@ pub fn render(r: &Report) -> String {
                                     cell,
                                     ", {}R",
                                     ratio(x.ratio_reference).trim_end_matches('x')
+                                );
+                            }
+                            if c == "enforce" && x.ratio_emulating.is_some() {
+                                let _ = write!(
+                                    cell,
+                                    ", {}E",
+                                    ratio(x.ratio_emulating).trim_end_matches('x')
                                 );
                             }
                             cell.push(')');
@@ -321,6 +332,7 @@ mod tests {
                         summary: sum,
                         ratio_native: Some(1.0),
                         ratio_reference: None,
+                        ratio_emulating: None,
                         ratio_native_by_round: Some(1.0),
                     },
                     OpResult {
@@ -329,6 +341,7 @@ mod tests {
                         summary: sum,
                         ratio_native: Some(1.01),
                         ratio_reference: Some(0.5),
+                        ratio_emulating: None,
                         ratio_native_by_round: Some(1.02),
                     },
                 ],

@@ -87,32 +87,46 @@ fn load_binary_refuses_an_unknown_op() {
 
 #[test]
 fn reference_supervisor_answers_real_notifications_and_the_workload_succeeds() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = sink();
-    let mut argv = vec![CString::new(LOAD).unwrap()];
-    for a in load_args(
-        dir.path(),
-        port,
-        "openat-write:20,connect:5,execve:2,getppid:50",
-    ) {
-        argv.push(CString::new(a).unwrap());
+    for answer in [refsup::Answer::Continue, refsup::Answer::Emulate] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = sink();
+        let mut argv = vec![CString::new(LOAD).unwrap()];
+        for a in load_args(
+            dir.path(),
+            port,
+            "openat-write:20,connect:5,execve:2,getppid:50",
+        ) {
+            argv.push(CString::new(a).unwrap());
+        }
+        let (r, w) = sys::pipe().unwrap();
+        let reader =
+            std::thread::spawn(move || std::io::read_to_string(std::fs::File::from(r)).unwrap());
+        let outcome = refsup::run(&argv, Some(w), answer).unwrap();
+        let text = reader.join().unwrap();
+        assert_eq!(outcome.exit_code(), 0, "{answer:?}");
+        let m = wire::parse_expecting(&text, &["openat-write", "connect", "execve", "getppid"])
+            .unwrap();
+        assert_eq!(m["openat-write"].len(), 20);
+        // Notified: the exec of the load binary, 22 write opens (2 warm-up), 6
+        // sockets and 6 connects, 3 execs of the nop program. getppid is never notified.
+        assert!(
+            outcome.notifications >= 1 + 22 + 12 + 3,
+            "{answer:?}: {} notifications",
+            outcome.notifications
+        );
+        // Emulating, the 22 opens and 6 connects were made by the supervisor
+        // (and worked: the load stops at the first failure).
+        let want = if answer == refsup::Answer::Emulate {
+            22 + 6
+        } else {
+            0
+        };
+        assert!(
+            outcome.emulated >= want && (want > 0 || outcome.emulated == 0),
+            "{answer:?}: {} emulated",
+            outcome.emulated
+        );
     }
-    let (r, w) = sys::pipe().unwrap();
-    let reader =
-        std::thread::spawn(move || std::io::read_to_string(std::fs::File::from(r)).unwrap());
-    let outcome = refsup::run(&argv, Some(w)).unwrap();
-    let text = reader.join().unwrap();
-    assert_eq!(outcome.exit_code(), 0);
-    let m =
-        wire::parse_expecting(&text, &["openat-write", "connect", "execve", "getppid"]).unwrap();
-    assert_eq!(m["openat-write"].len(), 20);
-    // Notified: the exec of the load binary, 22 write opens (2 warm-up), 6
-    // sockets and 6 connects, 3 execs of the nop program. getppid is never notified.
-    assert!(
-        outcome.notifications >= 1 + 22 + 12 + 3,
-        "{} notifications",
-        outcome.notifications
-    );
 }
 
 #[test]
@@ -123,7 +137,7 @@ fn reference_supervisor_passes_the_exit_status_through() {
         CString::new("-c").unwrap(),
         CString::new("exit 7").unwrap(),
     ];
-    let outcome = refsup::run(&argv, None).unwrap();
+    let outcome = refsup::run(&argv, None, refsup::Answer::Continue).unwrap();
     assert_eq!(outcome.exit_code(), 7);
     assert!(
         outcome.notifications >= 1,
