@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use nfguard_common::{annotations, env, paths, Mode};
+use serde::Deserialize as _;
 use serde_json::{json, Value};
 
 use crate::config::{Config, EXCLUDED_NAMESPACES, SIDECAR_API_ADDR};
@@ -106,7 +107,7 @@ fn skip(reason: SkipReason, warning: Option<String>) -> Outcome {
 ///
 /// `namespace` is the request's namespace (the object's own is often empty at CREATE).
 pub fn plan(pod_json: &Value, namespace: Option<&str>, cfg: &Config) -> Result<Plan, Outcome> {
-    let pod: Pod = serde_json::from_value(pod_json.clone()).map_err(|e| {
+    let pod = Pod::deserialize(pod_json).map_err(|e| {
         skip(
             SkipReason::Unreadable,
             Some(format!(
@@ -115,7 +116,8 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>, cfg: &Config) -> Result<P
         )
     })?;
     let meta = &pod.metadata;
-    let labels = meta.labels.clone().unwrap_or_default();
+    let no_map = BTreeMap::new();
+    let labels = meta.labels.as_ref().unwrap_or(&no_map);
     if labels.get(annotations::INJECT_LABEL).map(String::as_str) == Some("false") {
         return Err(skip(SkipReason::OptedOut, None));
     }
@@ -123,10 +125,11 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>, cfg: &Config) -> Result<P
     if EXCLUDED_NAMESPACES.contains(&ns) {
         return Err(skip(SkipReason::ExcludedNamespace, None));
     }
-    let annots = meta.annotations.clone().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let annots = meta.annotations.as_ref().unwrap_or(&no_map);
+    let no_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-    let options = PodOptions::parse(&annots, &names).map_err(|e| Outcome::Deny {
+    let options = PodOptions::parse(annots, &names).map_err(|e| Outcome::Deny {
         message: format!("nfguard: {e}"),
     })?;
     // Already injected only if both the record and our sidecar are there: a pod (or a
@@ -431,7 +434,8 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         warnings.push("nfguard: monitored containers set no runAsUser; set one so that the sidecar runs as the same uid and can read their memory".into());
     }
 
-    let spec = plan.pod.spec.clone().unwrap_or_default();
+    let no_spec = PodSpec::default();
+    let spec = plan.pod.spec.as_ref().unwrap_or(&no_spec);
     let images_env: BTreeMap<&str, &str> = plan
         .monitored
         .iter()

@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::DynamicObject;
+use kube::core::{DynamicObject, ObjectMeta};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::apiserver::ApiClient;
@@ -102,7 +103,7 @@ impl Injector {
     }
 
     async fn review_inner(&self, body: &[u8]) -> Result<Vec<u8>, BadReview> {
-        let value: Value = serde_json::from_slice(body).map_err(BadReview::NotJson)?;
+        let mut value: Value = serde_json::from_slice(body).map_err(BadReview::NotJson)?;
         let api_version = value["apiVersion"].as_str().unwrap_or("").to_string();
         let kind = value["kind"].as_str().unwrap_or("").to_string();
         if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
@@ -120,10 +121,7 @@ impl Injector {
             let outcome = self.session(request, sub).await;
             return encode_session(&uid, outcome, &self.metrics);
         }
-        let object = value["request"]
-            .get("object")
-            .cloned()
-            .filter(|o| !o.is_null());
+        let object = take_object(&mut value);
         let review: AdmissionReview<DynamicObject> =
             serde_json::from_value(value).map_err(BadReview::Shape)?;
         let req: AdmissionRequest<DynamicObject> =
@@ -306,8 +304,33 @@ fn encode_session(
     .map_err(BadReview::Encode)
 }
 
-fn encode(resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {
-    let patch = resp.patch.clone();
+/// The pod of a review (`request.object`; `None` when absent or null), moved out of it.
+///
+/// The pod is most of the body. Left in place, kube's decoding of the review would copy it
+/// twice through serde's buffer for flattened fields (`DynamicObject`) only to drop it, and
+/// the pod would then be copied once more for the decision. That decoding still checks the
+/// rest of the review; what it would check of the object (a map whose `metadata`, if any, is
+/// an `ObjectMeta`) is checked here, and an object that fails is left in place (and copied)
+/// so that the review is refused with kube's own message, exactly as before.
+fn take_object(review: &mut Value) -> Option<Value> {
+    let object = review.pointer_mut("/request/object")?;
+    if object.is_null() {
+        return None;
+    }
+    let decodes = object.is_object()
+        && object
+            .get("metadata")
+            .is_none_or(|m| ObjectMeta::deserialize(m).is_ok());
+    Some(if decodes {
+        object.take()
+    } else {
+        object.clone()
+    })
+}
+
+fn encode(mut resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {
+    // Taken out before the conversion: left in, its bytes would become one JSON number each.
+    let patch = resp.patch.take();
     let mut out = serde_json::to_value(resp.into_review()).map_err(BadReview::Encode)?;
     if let (Some(p), Some(r)) = (patch, out.get_mut("response")) {
         r["patch"] = Value::String(base64(&p));
