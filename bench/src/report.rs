@@ -49,6 +49,10 @@ pub struct Paired {
     pub op: String,
     pub pairs: usize,
     pub median_ratio: f64,
+    /// The same with a one-instruction `ret ALLOW` filter instead of nfguard's:
+    /// what the kernel charges for having any filter at all.
+    #[serde(default)]
+    pub any_filter_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,7 +222,13 @@ pub fn render(r: &Report) -> String {
             let f: Vec<String> = sc
                 .filter_cost
                 .iter()
-                .map(|p| format!("{} {:.3}x ({} pairs)", p.op, p.median_ratio, p.pairs))
+                .map(|p| {
+                    let any = p
+                        .any_filter_ratio
+                        .map(|a| format!("; a one-instruction filter: {a:.3}x"))
+                        .unwrap_or_default();
+                    format!("{} {:.3}x ({} pairs{any})", p.op, p.median_ratio, p.pairs)
+                })
                 .collect();
             let _ = writeln!(
                 s,
@@ -350,6 +360,7 @@ mod tests {
                     op: "getppid".into(),
                     pairs: 20,
                     median_ratio: 1.004,
+                    any_filter_ratio: Some(1.003),
                 }],
             }),
             nginx: Some(Server {

@@ -314,16 +314,25 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
                         paired.iter().map(|(o, k)| format!("{o}:{k}")).collect();
                     let mut ab_args = load_args.clone();
                     *ab_args.last_mut().expect("ops") = spec.join(",");
-                    let ab = run_checked(
-                        {
-                            let mut c = Command::new(&bins.load);
-                            c.args(&ab_args);
-                            c
-                        },
-                        "load (paired filter cost)",
-                    )?;
-                    for (op, s) in wire::parse(&ab)? {
-                        paired_ppm.entry(op).or_default().extend(s);
+                    // nfguard's filter, then a one-instruction `ret ALLOW`: the
+                    // kernel's fixed cost of having any filter at all.
+                    for filter in ["nfguard", "allow"] {
+                        let ab = run_checked(
+                            {
+                                let mut c = Command::new(&bins.load);
+                                c.args(&ab_args).args(["--ab-filter", filter]);
+                                c
+                            },
+                            "load (paired filter cost)",
+                        )?;
+                        for (op, s) in wire::parse(&ab)? {
+                            let key = if filter == "allow" {
+                                format!("allow:{op}")
+                            } else {
+                                op
+                            };
+                            paired_ppm.entry(key).or_default().extend(s);
+                        }
                     }
                     native
                 }
@@ -430,12 +439,17 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
     }
     let filter_cost = paired_ppm
         .iter()
+        .filter(|(op, _)| !op.starts_with("allow:"))
         .map(|(op, ppm)| {
             let s = stats::summarize(ppm);
+            let allow = paired_ppm
+                .get(&format!("allow:{op}"))
+                .map(|a| stats::summarize(a).median_ns / 1e6);
             report::Paired {
                 op: op.trim_start_matches("ab-").to_string(),
                 pairs: s.n,
                 median_ratio: s.median_ns / 1e6,
+                any_filter_ratio: allow,
             }
         })
         .collect();
@@ -891,6 +905,15 @@ fn targets(r: &Report) -> Vec<Target> {
                     format!("{:.3}x ({} pairs)", p.median_ratio, p.pairs),
                     Some(p.median_ratio <= 1.02),
                 );
+                if let Some(any) = p.any_filter_ratio {
+                    let beyond = p.median_ratio / any;
+                    add(
+                        &format!("unmonitored {op}: nfguard's filter over a one-instruction filter (the kernel's fixed cost of any filter: {any:.3}x)"),
+                        "<= 1.02x",
+                        format!("{beyond:.3}x"),
+                        Some(beyond <= 1.02),
+                    );
+                }
             }
             let worst = ["learn", "alert", "enforce"]
                 .iter()
