@@ -89,7 +89,8 @@ pub enum Outcome {
 /// A pod the injector has read and decided to inject, pending image configs.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pod: Pod,
+    /// Boxed: a `Pod` is large, and the plan is moved through the decision's futures.
+    pod: Box<Pod>,
     has_metadata: bool,
     options: PodOptions,
     /// Indexes into `spec.containers`.
@@ -115,6 +116,17 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>, cfg: &Config) -> Result<P
             )),
         )
     })?;
+    let has_metadata = pod_json.get("metadata").is_some_and(Value::is_object);
+    plan_pod(Box::new(pod), has_metadata, namespace, cfg)
+}
+
+/// [`plan`] for a pod already read; `has_metadata`: whether its JSON has a `metadata` object.
+pub fn plan_pod(
+    pod: Box<Pod>,
+    has_metadata: bool,
+    namespace: Option<&str>,
+    cfg: &Config,
+) -> Result<Plan, Outcome> {
     let meta = &pod.metadata;
     let no_map = BTreeMap::new();
     let labels = meta.labels.as_ref().unwrap_or(&no_map);
@@ -212,7 +224,7 @@ pub fn plan(pod_json: &Value, namespace: Option<&str>, cfg: &Config) -> Result<P
             .collect(),
     };
     Ok(Plan {
-        has_metadata: pod_json.get("metadata").is_some_and(Value::is_object),
+        has_metadata,
         pod,
         options,
         monitored,
@@ -334,7 +346,7 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         let launcher = |rest: &[String]| -> Value {
             let mut v = vec![paths::LAUNCHER.to_string(), "--".to_string()];
             v.extend(rest.iter().cloned());
-            json!(v)
+            Value::from(v)
         };
         let has_args = c.args.as_ref().is_some_and(|a| !a.is_empty());
         match c.command.as_deref() {
@@ -465,7 +477,10 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
     } else if spec.init_containers.is_some() {
         ops.push(add(&["spec", "initContainers", "0"], sidecar));
     } else {
-        ops.push(add(&["spec", "initContainers"], json!([sidecar])));
+        ops.push(add(
+            &["spec", "initContainers"],
+            Value::Array(vec![sidecar]),
+        ));
     }
 
     let status = json!({
@@ -482,7 +497,7 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
     if plan.pod.metadata.annotations.is_some() {
         ops.push(add(
             &["metadata", "annotations", annotations::STATUS],
-            json!(status),
+            Value::String(status),
         ));
     } else {
         ops.push(add(
@@ -563,12 +578,10 @@ fn sidecar_container(
         "name": paths::SIDECAR_CONTAINER,
         "image": cfg.sidecar_image,
         "command": [SIDECAR_BINARY, "sidecar"],
-        "env": envs,
         "resources": {
             "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
             "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
         },
-        "securityContext": sc,
         "startupProbe": {
             "exec": {"command": [SIDECAR_BINARY, "health"]},
             "periodSeconds": 1,
@@ -576,6 +589,9 @@ fn sidecar_container(
         },
         "volumeMounts": [{"name": paths::SHARED_VOLUME, "mountPath": paths::SHARED_DIR}],
     });
+    // Moved in: `json!` would copy them (it serialises what it is given into a new value).
+    c["env"] = envs;
+    c["securityContext"] = sc;
     if cfg.classic_sidecar {
         // Without native sidecars nothing makes the app containers wait for the startup
         // probe; the kubelet does wait for a postStart hook before starting the next

@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::{DynamicObject, ObjectMeta};
+use kube::core::{DynamicObject, ObjectMeta, Resource};
 use serde::Deserialize as _;
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ use crate::apiserver::ApiClient;
 use crate::config::Config;
 use crate::exec::{self, ExecOutcome, ExecRequest};
 use crate::metrics::Metrics;
-use crate::mutate::{self, ImageConfigs, Outcome};
+use crate::mutate::{self, ImageConfigs, Outcome, Plan};
 use crate::registry::Resolver;
 
 /// Most distinct images a pod may need resolved; beyond, the pod is not injected (a pod with
@@ -67,7 +68,23 @@ impl Injector {
 
     /// The decision for one pod (or pod template shaped as a pod).
     pub async fn decide(&self, pod: &Value, namespace: Option<&str>) -> Outcome {
-        let plan = match mutate::plan(pod, namespace, &self.config) {
+        self.decide_planned(mutate::plan(pod, namespace, &self.config))
+            .await
+    }
+
+    /// [`Self::decide`] for a pod already read (see [`mutate::plan_pod`]).
+    pub async fn decide_pod(
+        &self,
+        pod: Box<Pod>,
+        has_metadata: bool,
+        namespace: Option<&str>,
+    ) -> Outcome {
+        self.decide_planned(mutate::plan_pod(pod, has_metadata, namespace, &self.config))
+            .await
+    }
+
+    async fn decide_planned(&self, plan: Result<Plan, Outcome>) -> Outcome {
+        let plan = match plan {
             Ok(p) => p,
             Err(outcome) => return outcome,
         };
@@ -82,10 +99,16 @@ impl Injector {
                     )
                 })
                 .collect()
+        } else if images.is_empty() {
+            ImageConfigs::new()
         } else {
-            self.resolver
-                .resolve_all(&images, self.config.registry_timeout)
-                .await
+            // Boxed: the registry client's future is large, and every review's future
+            // would otherwise carry (and move) its space, needed or not.
+            Box::pin(
+                self.resolver
+                    .resolve_all(&images, self.config.registry_timeout),
+            )
+            .await
         };
         mutate::mutate(&plan, &self.config, &configs)
     }
@@ -103,6 +126,10 @@ impl Injector {
     }
 
     async fn review_inner(&self, body: &[u8]) -> Result<Vec<u8>, BadReview> {
+        if let Some((req, pod)) = read_pod_review(body) {
+            let resp = self.respond(&req, pod.map(Object::Pod)).await;
+            return encode(resp);
+        }
         let mut value: Value = serde_json::from_slice(body).map_err(BadReview::NotJson)?;
         let api_version = value["apiVersion"].as_str().unwrap_or("").to_string();
         let kind = value["kind"].as_str().unwrap_or("").to_string();
@@ -118,7 +145,9 @@ impl Injector {
         if is_pods && matches!(sub, "exec" | "attach" | "ephemeralcontainers") {
             let request = &value["request"];
             let uid = request["uid"].as_str().unwrap_or("").to_string();
-            let outcome = self.session(request, sub).await;
+            // Boxed: reading the pod from the API server is a large future that pod
+            // reviews should not carry.
+            let outcome = Box::pin(self.session(request, sub)).await;
             return encode_session(&uid, outcome, &self.metrics);
         }
         let object = take_object(&mut value);
@@ -126,14 +155,14 @@ impl Injector {
             serde_json::from_value(value).map_err(BadReview::Shape)?;
         let req: AdmissionRequest<DynamicObject> =
             review.try_into().map_err(|_| BadReview::NoRequest)?;
-        let resp = self.respond(&req, object).await;
+        let resp = self.respond(&req, object.map(Object::Json)).await;
         encode(resp)
     }
 
-    async fn respond(
+    async fn respond<T: Resource>(
         &self,
-        req: &AdmissionRequest<DynamicObject>,
-        object: Option<Value>,
+        req: &AdmissionRequest<T>,
+        object: Option<Object>,
     ) -> AdmissionResponse {
         let mut resp = AdmissionResponse::from(req);
         let warn = |mut r: AdmissionResponse, w: Vec<String>| {
@@ -165,7 +194,12 @@ impl Injector {
                 vec!["nfguard: pod not injected: the review carries no object".into()],
             );
         };
-        match self.decide(&object, req.namespace.as_deref()).await {
+        let namespace = req.namespace.as_deref();
+        let outcome = match object {
+            Object::Json(pod) => self.decide(&pod, namespace).await,
+            Object::Pod(pod) => self.decide_pod(pod, true, namespace).await,
+        };
+        match outcome {
             Outcome::Inject {
                 patch,
                 containers,
@@ -304,6 +338,43 @@ fn encode_session(
     .map_err(BadReview::Encode)
 }
 
+/// The object of a pod review.
+enum Object {
+    /// As JSON, read by the decision.
+    Json(Value),
+    /// Already read, with non-empty metadata (see [`read_pod_review`]).
+    Pod(Box<Pod>),
+}
+
+/// The usual review, a v1 AdmissionReview of a pod with its name or generateName, read in one
+/// pass straight into kube's request with the pod typed: no JSON tree of the body is built,
+/// copied and dropped. `None` for anything else, including every review that the general
+/// path would refuse (or whose pod it could not read): that path then reads the body again,
+/// and gives the answers and messages it always gave.
+///
+/// Reading the pod as a `Pod` accepts all that the general path accepts as a
+/// `DynamicObject`, and one thing more: `metadata: null`, read as empty metadata. Empty
+/// metadata therefore takes the general path (a real pod has at least a name or a
+/// generateName), which also tells it whether the pod has `metadata` at all (it changes the
+/// patch). Exec, attach and debug-container reviews carry no pod and fail here too.
+fn read_pod_review(body: &[u8]) -> Option<(AdmissionRequest<Pod>, Option<Box<Pod>>)> {
+    let review: AdmissionReview<Pod> = serde_json::from_slice(body).ok()?;
+    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+        return None;
+    }
+    let mut req: AdmissionRequest<Pod> = review.try_into().ok()?;
+    let empty = ObjectMeta::default();
+    let no_metadata = [&req.object, &req.old_object]
+        .into_iter()
+        .flatten()
+        .any(|p| p.metadata == empty);
+    if req.sub_resource.is_some() || no_metadata {
+        return None;
+    }
+    let pod = req.object.take().map(Box::new);
+    Some((req, pod))
+}
+
 /// The pod of a review (`request.object`; `None` when absent or null), moved out of it.
 ///
 /// The pod is most of the body. Left in place, kube's decoding of the review would copy it
@@ -341,23 +412,26 @@ fn encode(mut resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {
 /// Standard base64 with padding (RFC 4648 section 4), as Go's encoding/json writes `[]byte`.
 pub fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+    let sextet = |n: u32, i: u32| ABC[(n >> (18 - 6 * i)) as usize & 63];
+    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
+    let mut chunks = data.chunks_exact(3);
+    for c in &mut chunks {
+        let n = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
+        out.extend_from_slice(&[sextet(n, 0), sextet(n, 1), sextet(n, 2), sextet(n, 3)]);
     }
-    out
+    match *chunks.remainder() {
+        [a] => {
+            let n = u32::from(a) << 16;
+            out.extend_from_slice(&[sextet(n, 0), sextet(n, 1), b'=', b'=']);
+        }
+        [a, b] => {
+            let n = (u32::from(a) << 16) | (u32::from(b) << 8);
+            out.extend_from_slice(&[sextet(n, 0), sextet(n, 1), sextet(n, 2), b'=']);
+        }
+        _ => {}
+    }
+    // Only bytes of ABC and '=' were written: always ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
