@@ -14,6 +14,10 @@ pub struct Status {
     /// real, effective, saved, filesystem
     pub uid: [u32; 4],
     pub gid: [u32; 4],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Effective capabilities (bit n: capability n).
+    pub cap_eff: u64,
     pub threads: u32,
     pub umask: u32,
 }
@@ -42,6 +46,13 @@ pub fn parse_status(text: &str) -> Option<Status> {
                 seen_uid = true;
             }
             "Gid" => s.gid = ids(value)?,
+            "Groups" => {
+                s.groups = value
+                    .split_whitespace()
+                    .map(|g| g.parse().ok())
+                    .collect::<Option<_>>()?
+            }
+            "CapEff" => s.cap_eff = u64::from_str_radix(value, 16).ok()?,
             "Threads" => s.threads = value.parse().ok()?,
             "Umask" => s.umask = u32::from_str_radix(value, 8).ok()?,
             _ => {}
@@ -159,7 +170,7 @@ pub fn all_pids() -> Vec<i32> {
 mod tests {
     use super::*;
 
-    const STATUS: &str = "Name:\tosmo-hlr\nUmask:\t0027\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4242\nPPid:\t4200\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1001\nGid:\t100\t100\t100\t100\nFDSize:\t64\nGroups:\t100 \nThreads:\t3\n";
+    const STATUS: &str = "Name:\tosmo-hlr\nUmask:\t0027\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4242\nPPid:\t4200\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1001\nGid:\t100\t100\t100\t100\nFDSize:\t64\nGroups:\t100 \nThreads:\t3\nCapEff:\t00000000000000c0\n";
 
     #[test]
     fn status_fields_come_from_a_captured_file() {
@@ -168,6 +179,8 @@ mod tests {
         assert_eq!(s.ppid, 4200);
         assert_eq!(s.uid, [1000, 1000, 1000, 1001]);
         assert_eq!(s.gid[3], 100);
+        assert_eq!(s.groups, vec![100]);
+        assert_eq!(s.cap_eff, 0xc0, "CAP_SETGID and CAP_SETUID");
         assert_eq!(s.threads, 3);
         assert_eq!(s.umask, 0o027);
         assert!(

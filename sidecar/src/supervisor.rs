@@ -503,7 +503,7 @@ impl Handler<'_> {
     }
 
     fn emulate(&self, em: Emulation) {
-        let creds = || self.target_fs_creds();
+        let creds = || self.target_creds();
         let answer_result = |r: io::Result<()>| respond_result(self.fd(), self.n.id, r);
         let install = |r: io::Result<OwnedFd>, cloexec: bool| match r {
             Ok(fd) => {
@@ -585,46 +585,46 @@ impl Handler<'_> {
         }
     }
 
-    /// The target's filesystem uid/gid, when they differ from ours and we can
-    /// switch. An error when they cannot be read: the call must then not be
-    /// made with our rights.
-    fn target_fs_creds(&self) -> io::Result<Option<(u32, u32)>> {
-        // Our own ids do not change: read them once. Only root can switch.
-        static OURS: std::sync::OnceLock<Option<(u32, u32, bool)>> = std::sync::OnceLock::new();
-        let Some((our_uid, our_gid, root)) = *OURS.get_or_init(|| {
-            procfs::read_status(std::process::id() as i32)
-                .map(|s| (s.uid[3], s.gid[3], s.uid[1] == 0))
-        }) else {
-            return Ok(None);
-        };
-        if !root {
+    /// The rights an emulated call must run with, when they are not ours: the
+    /// calling thread's fsuid, fsgid and supplementary groups. An error when
+    /// they cannot be read, or differ from ours and we cannot switch: the call
+    /// must then not be made with our rights.
+    fn target_creds(&self) -> io::Result<Option<Creds>> {
+        let ours = our_creds();
+        // PIDFD_GET_INFO (linux 6.13) gives the ids without formatting all of
+        // /proc/<pid>/status, which costs more than the rest of the call; the
+        // common case (the sidecar runs with the NF's uid and gid) stops here.
+        static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
+        if !NO_PIDFD_INFO.load(Ordering::Relaxed) {
+            match sys::pidfd_open_thread(self.pid()).and_then(|p| sys::pidfd_fs_ids(p.as_fd())) {
+                Ok(ids) if ids == (ours.uid, ours.gid) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(e),
+                Err(_) => NO_PIDFD_INFO.store(true, Ordering::Relaxed),
+            }
+        }
+        let st = self
+            .status()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+        let (uid, gid) = (st.uid[3], st.gid[3]);
+        if (uid, gid) == (ours.uid, ours.gid) {
             return Ok(None);
         }
-        // PIDFD_GET_INFO (linux 6.13) gives them without formatting all of
-        // /proc/<pid>/status, which costs more than the rest of the call.
-        static NO_PIDFD_INFO: AtomicBool = AtomicBool::new(false);
-        let from_pidfd = if NO_PIDFD_INFO.load(Ordering::Relaxed) {
-            None
-        } else {
-            match sys::pidfd_open_thread(self.pid()).and_then(|p| sys::pidfd_fs_ids(p.as_fd())) {
-                Ok(ids) => Some(ids),
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(e),
-                Err(_) => {
-                    NO_PIDFD_INFO.store(true, Ordering::Relaxed);
-                    None
-                }
+        if !ours.can_switch {
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "nfguard: the workload runs as uid {uid} gid {gid} and the supervisor as uid {} gid {} without CAP_SETUID and CAP_SETGID: allowed writes, creates, unlinks and binds are refused in enforce mode rather than made with the supervisor's rights; run the sidecar with the workload's runAsUser and runAsGroup",
+                    ours.uid, ours.gid
+                );
             }
-        };
-        let (uid, gid) = match from_pidfd {
-            Some(ids) => ids,
-            None => {
-                let st = self
-                    .status()
-                    .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-                (st.uid[3], st.gid[3])
-            }
-        };
-        Ok(((uid, gid) != (our_uid, our_gid)).then_some((uid, gid)))
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(Some(Creds {
+            uid,
+            gid,
+            groups: st.groups.clone(),
+        }))
     }
 
     // ---- reading the target ----
@@ -1311,20 +1311,65 @@ fn same_mount_ns(pid: i32) -> bool {
     a.is_some() && a == b
 }
 
-/// Runs `f` with this thread's filesystem ids switched to `creds` (when given).
+/// The rights of a workload's thread, for an emulated call.
+struct Creds {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+/// The supervisor's own rights, which do not change: read once.
+struct Ours {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    /// CAP_SETUID and CAP_SETGID are effective: a thread can take another's ids.
+    can_switch: bool,
+}
+
+fn our_creds() -> &'static Ours {
+    static OURS: std::sync::OnceLock<Ours> = std::sync::OnceLock::new();
+    OURS.get_or_init(|| {
+        // CAP_SETGID is capability 6, CAP_SETUID 7 (linux/capability.h).
+        let caps = (1u64 << 6) | (1u64 << 7);
+        match procfs::read_status(std::process::id() as i32) {
+            Some(s) => Ours {
+                uid: s.uid[3],
+                gid: s.gid[3],
+                groups: s.groups,
+                can_switch: s.cap_eff & caps == caps,
+            },
+            // Unknown: compare against ids no task has, and never switch, so
+            // every emulated call for another user is refused.
+            None => Ours {
+                uid: u32::MAX,
+                gid: u32::MAX,
+                groups: Vec::new(),
+                can_switch: false,
+            },
+        }
+    })
+}
+
+/// Runs `f` on this thread with the rights `creds` says (ours when None),
+/// then takes ours back. The raw syscalls change this thread only.
 fn with_creds<T>(
-    creds: io::Result<Option<(u32, u32)>>,
+    creds: io::Result<Option<Creds>>,
     f: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
-    match creds? {
-        None => f(),
-        Some((uid, gid)) => {
-            sys::set_thread_fs_ids(uid, gid);
-            let r = f();
-            sys::set_thread_fs_ids(0, 0);
-            r
-        }
+    let Some(c) = creds? else {
+        return f();
+    };
+    let ours = our_creds();
+    sys::set_thread_groups(&c.groups)?;
+    sys::set_thread_fs_ids(c.uid, c.gid);
+    let r = f();
+    sys::set_thread_fs_ids(ours.uid, ours.gid);
+    if let Err(e) = sys::set_thread_groups(&ours.groups) {
+        // Left with the workload's groups, this thread has less, not more.
+        eprintln!("nfguard: restoring the supervisor's groups failed: {e}");
     }
+    r
 }
 
 /// Devices every program may write without it being learned: writing them

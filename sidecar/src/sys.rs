@@ -332,6 +332,13 @@ pub fn set_thread_fs_ids(uid: u32, gid: u32) {
     }
 }
 
+/// Sets this thread's supplementary groups (the raw syscall is per thread,
+/// like setfsuid; glibc's setgroups would change every thread).
+pub fn set_thread_groups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: `groups` is a valid array of gid_t of the length passed.
+    cvt(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
 /// unlinkat(2) on a directory fd.
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated.

@@ -869,3 +869,81 @@ fn an_emulated_write_has_the_workloads_rights_not_the_supervisors() {
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     assert_eq!(std::fs::read_to_string(s.path("own/new")).unwrap(), "y\n");
 }
+
+#[test]
+fn a_supervisor_that_cannot_take_the_workloads_ids_refuses_rather_than_act_as_itself() {
+    // A root supervisor without CAP_SETUID/CAP_SETGID (a sidecar that runs as
+    // root beside an NF that runs as another user) cannot switch to the
+    // workload's ids: an allowed write is then refused in enforce mode, not
+    // made with root's rights.
+    if !require_root() || !require("setpriv", "util-linux") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(s.path("own")).unwrap();
+    nix::unistd::chown(&s.path("own"), Some(65534.into()), Some(65534.into())).unwrap();
+    let sock = s.path("sup.sock");
+    let supervise = |mode: &str| {
+        let _ = std::fs::remove_file(&sock);
+        let sup = Command::new("setpriv")
+            .args(["--bounding-set=-setuid,-setgid", "--", NFGUARD])
+            .args(["supervise", "--mode", mode, "--model"])
+            .arg(s.model())
+            .arg("--events")
+            .arg(s.events_path())
+            .arg("--socket")
+            .arg(&sock)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map(Reaped)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "no socket from the supervisor");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The launcher runs as nobody: let it connect.
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+        sup
+    };
+    let work = || {
+        let script = format!("echo y > {}; echo f=$?", s.s("own/f"));
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(LAUNCH)
+            .arg("--socket")
+            .arg(&sock)
+            .args(["--", "sh", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    let mut sup = supervise("learn");
+    let learned = work();
+    assert!(stdout(&learned).contains("f=0"), "{learned:?}");
+    std::thread::sleep(Duration::from_millis(1500)); // the model is saved each second
+    sup.kill().unwrap();
+    sup.wait().unwrap();
+    std::fs::remove_file(s.path("own/f")).unwrap();
+
+    let mut sup = supervise("enforce");
+    let out = work();
+    sup.kill().unwrap();
+    let _ = sup.wait();
+    let mut sup_out = String::new();
+    std::io::Read::read_to_string(sup.stderr.as_mut().unwrap(), &mut sup_out).unwrap();
+    assert!(!stdout(&out).contains("f=0"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    assert!(
+        !s.path("own/f").exists(),
+        "written with the supervisor's rights"
+    );
+    assert!(
+        sup_out.contains("runAsUser"),
+        "the supervisor says why: {sup_out}"
+    );
+}
