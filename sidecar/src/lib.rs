@@ -4,7 +4,7 @@
 //!
 //! Module map:
 //! - `filter`: the seccomp policy as data and its BPF compiler;
-//! - `launch`: the launcher/keeper (`nfguard-launch`);
+//! - `launch`: the supervisor's side of the launcher (`nfguard-launch`, crate `launcher/`);
 //! - `supervisor`: the notification loop, decisions, enforce-mode emulation;
 //! - `resolve`: path resolution in the target's root, the heart of TOCTOU safety;
 //! - `model`, `event`: the learned model and the events;
