@@ -534,25 +534,3 @@ pub fn notif_from_bytes(b: &[u8; std::mem::size_of::<seccomp_notif>()]) -> secco
     // SAFETY: every bit pattern is a valid seccomp_notif (integers only).
     unsafe { std::mem::transmute_copy(b) }
 }
-
-/// fork(2), for the launcher only.
-///
-/// # Safety argument
-/// The launcher is single-threaded when it forks (it starts no thread, ever),
-/// so the child may run any code, allocation included.
-pub fn fork_single_threaded() -> io::Result<nix::unistd::ForkResult> {
-    // SAFETY: the launcher process has exactly one thread (see above).
-    unsafe { nix::unistd::fork() }.map_err(io::Error::from)
-}
-
-/// Restores SIGPIPE's default action (Rust's runtime ignores it, and an
-/// ignored disposition survives exec).
-pub fn reset_sigpipe() {
-    // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
-}
