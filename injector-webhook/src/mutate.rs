@@ -272,7 +272,14 @@ impl Plan {
 }
 
 fn ptr(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
+    // Sized up front: `from_tokens` grows its string token by token (three allocations for
+    // `/spec/containers/0/command`). Room for the '/' and one escape per token.
+    let len = tokens.iter().map(|t| t.len() + 2).sum();
+    let mut p = PointerBuf::parse(String::with_capacity(len)).unwrap_or_default();
+    for t in tokens {
+        p.push_back(*t);
+    }
+    p
 }
 
 fn add(tokens: &[&str], value: Value) -> PatchOperation {

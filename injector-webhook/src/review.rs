@@ -403,10 +403,16 @@ fn encode(mut resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {
     // Taken out before the conversion: left in, its bytes would become one JSON number each.
     let patch = resp.patch.take();
     let mut out = serde_json::to_value(resp.into_review()).map_err(BadReview::Encode)?;
+    // The base64 patch is most of the answer: room for it up front, not by doubling.
+    let mut size = 1024;
     if let (Some(p), Some(r)) = (patch, out.get_mut("response")) {
-        r["patch"] = Value::String(base64(&p));
+        let text = base64(&p);
+        size += text.len();
+        r["patch"] = Value::String(text);
     }
-    serde_json::to_vec(&out).map_err(BadReview::Encode)
+    let mut bytes = Vec::with_capacity(size);
+    serde_json::to_writer(&mut bytes, &out).map_err(BadReview::Encode)?;
+    Ok(bytes)
 }
 
 /// Standard base64 with padding (RFC 4648 section 4), as Go's encoding/json writes `[]byte`.
