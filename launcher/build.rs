@@ -18,6 +18,17 @@ mod sys {
 }
 
 fn main() {
+    // filter.rs takes its syscall numbers and open flags from the libc of the
+    // machine that runs this script, and the program it makes accepts x86_64
+    // only: built anywhere else, the numbers would be another ABI's and the
+    // filter would silently miss execve. Refuse rather than guess.
+    let target = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if target != "x86_64" || !cfg!(target_arch = "x86_64") {
+        panic!(
+            "nfguard-launcher is built for and on x86_64 only (target {target}, host {}): its seccomp program uses the build machine's syscall numbers",
+            std::env::consts::ARCH
+        );
+    }
     println!("cargo::rerun-if-changed=../sidecar/src/filter.rs");
     println!("cargo::rerun-if-changed=build.rs");
     let mut out = String::new();

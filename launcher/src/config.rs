@@ -46,13 +46,17 @@ pub struct LaunchEnv {
 
 impl LaunchEnv {
     /// Reads this process's environment.
-    pub fn from_process() -> LaunchEnv {
+    /// Only for the launcher's single thread (see `sys::getenv`).
+    pub(crate) fn from_process() -> LaunchEnv {
         LaunchEnv {
-            socket: crate::sys::getenv(ENV_SOCKET).map(<[u8]>::to_vec),
-            container: crate::sys::getenv(ENV_CONTAINER).map(<[u8]>::to_vec),
+            socket: crate::sys::getenv(ENV_SOCKET),
+            container: crate::sys::getenv(ENV_CONTAINER),
         }
     }
 }
+
+/// The longest session id, user name or container name the hello carries.
+pub const MAX_NAME: usize = 512;
 
 /// Parses the launcher's arguments (without the program name).
 pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, String> {
@@ -102,6 +106,18 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
                 {
                     return Err(format!("invalid container name {container:?}"));
                 }
+                // The hello carries them in one message the supervisor reads
+                // in one go (4 KiB): refuse what could not fit.
+                for (what, value) in [("--session", &session), ("--user", &user)] {
+                    if value.as_ref().is_some_and(|v| v.len() > MAX_NAME) {
+                        return Err(format!("{what} is longer than {MAX_NAME} bytes"));
+                    }
+                }
+                if container.len() > MAX_NAME {
+                    return Err(format!(
+                        "the container name is longer than {MAX_NAME} bytes"
+                    ));
+                }
                 return Ok(LaunchConfig {
                     socket,
                     container,
@@ -118,8 +134,8 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
 }
 
 /// `PATH` as the launcher reads it: unset or not UTF-8 counts as unset.
-pub fn path_env() -> Option<&'static str> {
-    crate::sys::getenv(c"PATH").and_then(|p| core::str::from_utf8(p).ok())
+pub(crate) fn path_env() -> Option<String> {
+    crate::sys::getenv(c"PATH").and_then(|p| String::from_utf8(p).ok())
 }
 
 /// Finds `cmd` the way execvp would, before the filter is installed (so the
@@ -271,6 +287,11 @@ mod tests {
             "invalid container name \"a\\\"b\\u{7}\""
         );
         assert_eq!(err(&["--user"]), "--user needs a name");
+        let long = "u".repeat(MAX_NAME + 1);
+        assert_eq!(
+            err(&["--user", &long, "--", "x"]),
+            "--user is longer than 512 bytes"
+        );
         assert_eq!(err(&["--session"]), "--session needs an id");
         assert_eq!(err(&["--socket"]), "--socket needs a path");
         assert_eq!(err(&["--container"]), "--container needs a name");

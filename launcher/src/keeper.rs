@@ -36,7 +36,7 @@ pub fn fail(code: i32, msg: impl Display) -> ! {
 
 /// Runs the launcher; returns the exit status for the process.
 pub fn run(cfg: LaunchConfig) -> i32 {
-    let program = match resolve_command(&cfg.command[0], path_env()) {
+    let program = match resolve_command(&cfg.command[0], path_env().as_deref()) {
         Some(p) => p,
         None => fail(
             EXIT_NOT_FOUND,
@@ -176,6 +176,7 @@ fn keep(cfg: &LaunchConfig, child: libc::pid_t, listener: Fd, handled: &SigSet) 
     let mut backoff = 20 * MS;
     let started_waiting = sys::now_ns();
     let mut warned = false;
+    let (mut connected_at, mut last_disconnect_warning) = (0u64, None::<u64>);
     loop {
         if conn.is_none() && sys::now_ns() >= next_try {
             match sys::connect_unix(&cfg.socket) {
@@ -184,7 +185,7 @@ fn keep(cfg: &LaunchConfig, child: libc::pid_t, listener: Fd, handled: &SigSet) 
                     match sys::send_fd(&s, msg.as_bytes(), listener.raw()) {
                         Ok(()) => {
                             handoffs += 1;
-                            backoff = 20 * MS;
+                            connected_at = sys::now_ns();
                             conn = Some(s);
                         }
                         Err(e) => warn(format_args!("handing over the listener: {e}")),
@@ -248,13 +249,30 @@ fn keep(cfg: &LaunchConfig, child: libc::pid_t, listener: Fd, handled: &SigSet) 
                 if let Some(code) = reap(child) {
                     return code;
                 }
-                warn("supervisor disconnected; notified syscalls wait until it is back");
+                let now = sys::now_ns();
+                if now.saturating_sub(connected_at) >= STABLE {
+                    // It served, then went: come back as soon as it does.
+                    backoff = 20 * MS;
+                    next_try = now;
+                } else {
+                    // It closed right after the handover (a bad hello, another
+                    // protocol version): keep backing off, do not spin.
+                    next_try = now + backoff;
+                    backoff = (backoff * 2).min(500 * MS);
+                }
+                if last_disconnect_warning.is_none_or(|t| now.saturating_sub(t) >= 10_000 * MS) {
+                    warn("supervisor disconnected; notified syscalls wait until it is back");
+                    last_disconnect_warning = Some(now);
+                }
                 conn = None;
-                next_try = sys::now_ns();
             }
         }
     }
 }
+
+/// How long a supervisor must keep a handover before a disconnect resets the
+/// backoff (one that closes at once is retried ever more slowly, up to 0.5 s).
+const STABLE: u64 = 1_000 * MS;
 
 /// Reaps every exited child; returns the command's status once it has exited.
 fn reap(child: libc::pid_t) -> Option<i32> {

@@ -98,18 +98,37 @@ unsafe fn args(argc: c_int, argv: *const *const c_char) -> Result<Vec<String>, S
 
 /// What the binary's panic handler does when std is not linked: std's
 /// message, then exit status 101 (a panic never unwinds out of the launcher).
+/// It does not allocate (an allocation failure panics too), and a panic
+/// inside it aborts.
 pub fn panicked(info: &core::panic::PanicInfo<'_>) -> ! {
-    let msg = match info.location() {
-        Some(l) => alloc::format!(
-            "\nthread 'main' panicked at {}:{}:{}:\n{}\n",
-            l.file(),
-            l.line(),
-            l.column(),
-            info.message()
+    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if PANICKING.swap(true, core::sync::atomic::Ordering::SeqCst) {
+        abort()
+    }
+    /// Formats straight to standard error.
+    struct Stderr;
+    impl core::fmt::Write for Stderr {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            sys::write_stderr_quiet(s.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = match info.location() {
+        Some(l) => core::fmt::write(
+            &mut Stderr,
+            format_args!(
+                "\nthread 'main' panicked at {}:{}:{}:\n{}\n",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            ),
         ),
-        None => alloc::format!("\nthread 'main' panicked:\n{}\n", info.message()),
+        None => core::fmt::write(
+            &mut Stderr,
+            format_args!("\nthread 'main' panicked:\n{}\n", info.message()),
+        ),
     };
-    sys::write_stderr_quiet(msg.as_bytes());
     sys::exit(EXIT_PANIC)
 }
 

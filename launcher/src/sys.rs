@@ -313,6 +313,10 @@ pub fn send_fd(sock: &Fd, data: &[u8], fd: c_int) -> Result<(), IoError> {
     };
     if ret < 0 {
         Err(IoError::last())
+    } else if ret as usize != data.len() {
+        // A stream socket may take part of a message: the supervisor reads
+        // the hello in one go, so a part is no hello.
+        Err(IoError::Os(libc::EMSGSIZE))
     } else {
         Ok(())
     }
@@ -511,16 +515,19 @@ pub fn is_executable_file(path: &CStr) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0
 }
 
-/// The value of environment variable `name`, if set.
-pub fn getenv(name: &CStr) -> Option<&'static [u8]> {
-    // SAFETY: `name` is NUL-terminated; the launcher never modifies its
-    // environment, so the returned string stays valid and unchanged.
+/// The value of environment variable `name`, if set, copied.
+///
+/// Only for the launcher's single thread: getenv takes no lock, so a thread
+/// changing the environment at the same time would race with it.
+pub(crate) fn getenv(name: &CStr) -> Option<Vec<u8>> {
+    // SAFETY: `name` is NUL-terminated; the launcher is single-threaded and
+    // never modifies its environment, so the string stays valid while copied.
     let p = unsafe { libc::getenv(name.as_ptr()) };
     if p.is_null() {
         None
     } else {
         // SAFETY: getenv returned a NUL-terminated string (see above).
-        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes().to_vec())
     }
 }
 

@@ -947,3 +947,40 @@ fn a_supervisor_that_cannot_take_the_workloads_ids_refuses_rather_than_act_as_it
         "the supervisor says why: {sup_out}"
     );
 }
+
+#[test]
+fn a_supervisor_that_closes_at_once_is_retried_slowly_not_hammered() {
+    // A supervisor that refuses the hello (another protocol version after an
+    // upgrade, say) closes right after the handover: the keeper must back
+    // off, not reconnect in a loop that eats a CPU and floods the log.
+    let s = Scratch::new();
+    let sock = s.path("closer.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let launcher = Command::new(LAUNCH)
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut launcher = Reaped(launcher);
+    let (mut accepted, until) = (0, Instant::now() + Duration::from_secs(3));
+    while Instant::now() < until {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                accepted += 1;
+                drop(conn);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    launcher.kill().unwrap();
+    let _ = launcher.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(launcher.stderr.as_mut().unwrap(), &mut err).unwrap();
+    // 20, 40, 80, 160, 320, then 500 ms apart: about 10 in 3 s.
+    assert!((2..=15).contains(&accepted), "{accepted} handovers in 3 s");
+    let warnings = err.matches("supervisor disconnected").count();
+    assert!((1..=2).contains(&warnings), "{warnings} warnings: {err}");
+}
