@@ -474,6 +474,33 @@ mod tests {
         );
     }
 
+    /// The one pod the typed reading accepts and kube's `DynamicObject` refuses: it must
+    /// take the general path and be refused with kube's message, as before.
+    #[tokio::test]
+    async fn a_pod_with_null_metadata_takes_the_general_path_and_is_refused() {
+        let review = |metadata: Value| {
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "operation": "CREATE", "userInfo": {},
+                    "object": {"metadata": metadata, "spec": {"containers": [
+                        {"name": "a", "image": "img", "command": ["/x"]}]}}}
+            }))
+            .unwrap()
+        };
+        let named = review(serde_json::json!({"name": "p"}));
+        assert!(read_pod_review(&named).is_some());
+        let null = review(Value::Null);
+        assert!(read_pod_review(&null).is_none());
+        let inj = Injector::new(Config::default());
+        let err = inj.review(&null).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not a valid AdmissionReview: invalid type: null, expected ObjectMeta"
+        );
+    }
+
     #[test]
     fn base64_matches_rfc4648_vectors() {
         for (i, o) in [
