@@ -62,6 +62,16 @@ impl Scratch {
             dir: tempfile::tempdir().unwrap(),
         }
     }
+    /// A scratch directory others may enter, with `own/` owned by nobody
+    /// (65534), for the tests that run a workload as nobody (root only).
+    fn with_nobodys_dir() -> Scratch {
+        use std::os::unix::fs::PermissionsExt;
+        let s = Scratch::new();
+        std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(s.path("own")).unwrap();
+        nix::unistd::chown(&s.path("own"), Some(65534.into()), Some(65534.into())).unwrap();
+        s
+    }
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -828,13 +838,9 @@ fn an_emulated_write_has_the_workloads_rights_not_the_supervisors() {
         return;
     }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let s = Scratch::new();
-    let dir = s.dir.path();
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Scratch::with_nobodys_dir();
     std::fs::write(s.path("roots"), "root's\n").unwrap();
     std::fs::set_permissions(s.path("roots"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::create_dir(s.path("own")).unwrap();
-    nix::unistd::chown(&s.path("own"), Some(65534.into()), Some(65534.into())).unwrap();
     let script = format!(
         "echo x > {roots}; echo roots=$?; echo y > {new}; echo new=$?",
         roots = s.s("roots"),
@@ -880,10 +886,7 @@ fn a_supervisor_that_cannot_take_the_workloads_ids_refuses_rather_than_act_as_it
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let s = Scratch::new();
-    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(s.path("own")).unwrap();
-    nix::unistd::chown(&s.path("own"), Some(65534.into()), Some(65534.into())).unwrap();
+    let s = Scratch::with_nobodys_dir();
     let sock = s.path("sup.sock");
     let supervise = |mode: &str| {
         let _ = std::fs::remove_file(&sock);
