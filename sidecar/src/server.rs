@@ -41,8 +41,18 @@ pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener, state_dir: &Path) {
     for conn in sock.incoming() {
         match conn {
             Ok(stream) => {
-                if let Err(e) = take_listener(&shared, stream, state_dir) {
-                    eprintln!("nfguard: a keeper's handover failed: {e}");
+                // Each hello is read on its own thread: a client that connects
+                // and sends nothing must not hold up the next keeper's handover.
+                let (shared, state_dir) = (Arc::clone(&shared), state_dir.to_path_buf());
+                let spawned = std::thread::Builder::new()
+                    .name("nfguard-hello".into())
+                    .spawn(move || {
+                        if let Err(e) = take_listener(&shared, stream, &state_dir) {
+                            eprintln!("nfguard: a keeper's handover failed: {e}");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    eprintln!("nfguard: no thread for a keeper's handover: {e}");
                 }
             }
             Err(e) => eprintln!("nfguard: accept on the supervisor socket failed: {e}"),
@@ -50,8 +60,14 @@ pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener, state_dir: &Path) {
     }
 }
 
+/// How long a client may take to send its hello once connected.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> io::Result<()> {
+    stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
     let (fd, bytes) = launch::recv_fd(stream.as_fd())?;
+    // The connection is then only read to notice the keeper going away.
+    stream.set_read_timeout(None)?;
     let hello: Hello = serde_json::from_slice(&bytes)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad hello: {e}")))?;
     if hello.version != launch::PROTOCOL_VERSION {

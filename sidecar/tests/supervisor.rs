@@ -987,3 +987,57 @@ fn a_supervisor_that_closes_at_once_is_retried_slowly_not_hammered() {
     let warnings = err.matches("supervisor disconnected").count();
     assert!((1..=2).contains(&warnings), "{warnings} warnings: {err}");
 }
+
+#[test]
+fn a_client_that_connects_and_says_nothing_does_not_hold_up_a_keeper() {
+    let s = Scratch::new();
+    let sock = s.path("sup.sock");
+    let mut sup = Command::new(NFGUARD)
+        .args(["supervise", "--mode", "learn", "--model"])
+        .arg(s.model())
+        .arg("--events")
+        .arg(s.events_path())
+        .arg("--socket")
+        .arg(&sock)
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no socket from the supervisor");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Connected, silent, and kept open for the whole test.
+    let _silent = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let started = Instant::now();
+    let mut work = Command::new(LAUNCH)
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--", "sh", "-c", "echo handed-over"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    // Without a thread per hello the keeper waits for the silent client
+    // forever; with it, well under the 5 s hello timeout.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let status = loop {
+        if let Some(st) = work.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the keeper's handover waited behind a silent client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(work.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        status.success() && out.contains("handed-over"),
+        "{status:?} {out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    sup.kill().unwrap();
+    let _ = sup.wait();
+}
