@@ -78,6 +78,18 @@ impl Scratch {
     fn s(&self, name: &str) -> String {
         self.path(name).to_string_lossy().into_owned()
     }
+    /// `supervise --mode MODE --model M --events E --socket SOCK`.
+    fn supervise_args(&self, mode: &str, sock: &Path) -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = ["supervise", "--mode", mode, "--model"]
+            .map(Into::into)
+            .to_vec();
+        a.push(self.model().into());
+        a.push("--events".into());
+        a.push(self.events_path().into());
+        a.push("--socket".into());
+        a.push(sock.into());
+        a
+    }
     fn model(&self) -> PathBuf {
         self.path("model.json")
     }
@@ -116,6 +128,31 @@ impl Scratch {
 
     fn clear_events(&self) {
         let _ = std::fs::remove_file(self.events_path());
+    }
+}
+
+/// Waits (10 s at most) for a supervisor to create its socket.
+fn wait_for_socket(sock: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no socket from the supervisor");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child` to exit within `limit`; fails with `why` otherwise.
+fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+    why: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -470,12 +507,7 @@ fn a_killed_supervisor_pauses_the_workload_and_its_restart_resumes_it() {
     let counter = s.path("counter");
     let supervise = |mode: &str| {
         Command::new(NFGUARD)
-            .args(["supervise", "--mode", mode, "--model"])
-            .arg(s.model())
-            .arg("--events")
-            .arg(s.events_path())
-            .arg("--socket")
-            .arg(&sock)
+            .args(s.supervise_args(mode, &sock))
             .spawn()
             .map(Reaped)
             .unwrap()
@@ -742,13 +774,7 @@ fn a_call_the_dead_supervisor_received_but_never_answered_is_answered_after_rest
     let counter = s.path("counter");
     let supervise = |mode: &str, crash_after: Option<u32>| {
         let mut c = Command::new(NFGUARD);
-        c.args(["supervise", "--mode", mode, "--model"])
-            .arg(s.model())
-            .arg("--events")
-            .arg(s.events_path())
-            .arg("--socket")
-            .arg(&sock)
-            .stderr(Stdio::null());
+        c.args(s.supervise_args(mode, &sock)).stderr(Stdio::null());
         if let Some(n) = crash_after {
             c.env("NFGUARD_TEST_CRASH_AFTER", n.to_string());
         }
@@ -798,17 +824,11 @@ fn a_call_the_dead_supervisor_received_but_never_answered_is_answered_after_rest
     );
     // The next supervisor finds it in the journal and answers it.
     let mut sup = supervise("enforce", None);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = work.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pending call was never answered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(
+        &mut work,
+        Duration::from_secs(10),
+        "the pending call was never answered",
+    );
     assert!(status.success());
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "19");
     sup.kill().unwrap();
@@ -892,21 +912,12 @@ fn a_supervisor_that_cannot_take_the_workloads_ids_refuses_rather_than_act_as_it
         let _ = std::fs::remove_file(&sock);
         let sup = Command::new("setpriv")
             .args(["--bounding-set=-setuid,-setgid", "--", NFGUARD])
-            .args(["supervise", "--mode", mode, "--model"])
-            .arg(s.model())
-            .arg("--events")
-            .arg(s.events_path())
-            .arg("--socket")
-            .arg(&sock)
+            .args(s.supervise_args(mode, &sock))
             .stderr(Stdio::piped())
             .spawn()
             .map(Reaped)
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "no socket from the supervisor");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_socket(&sock);
         // The launcher runs as nobody: let it connect.
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
         sup
@@ -993,20 +1004,11 @@ fn a_client_that_connects_and_says_nothing_does_not_hold_up_a_keeper() {
     let s = Scratch::new();
     let sock = s.path("sup.sock");
     let mut sup = Command::new(NFGUARD)
-        .args(["supervise", "--mode", "learn", "--model"])
-        .arg(s.model())
-        .arg("--events")
-        .arg(s.events_path())
-        .arg("--socket")
-        .arg(&sock)
+        .args(s.supervise_args("learn", &sock))
         .spawn()
         .map(Reaped)
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "no socket from the supervisor");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_socket(&sock);
     // Connected, silent, and kept open for the whole test.
     let _silent = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     let started = Instant::now();
@@ -1020,17 +1022,11 @@ fn a_client_that_connects_and_says_nothing_does_not_hold_up_a_keeper() {
         .unwrap();
     // Without a thread per hello the keeper waits for the silent client
     // forever; with it, well under the 5 s hello timeout.
-    let deadline = Instant::now() + Duration::from_secs(4);
-    let status = loop {
-        if let Some(st) = work.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the keeper's handover waited behind a silent client"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(
+        &mut work,
+        Duration::from_secs(4),
+        "the keeper's handover waited behind a silent client",
+    );
     let mut out = String::new();
     std::io::Read::read_to_string(work.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(
