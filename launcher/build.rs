@@ -1,55 +1,19 @@
 //! Generates `$OUT_DIR/generated.rs` for the no_std launcher:
-//! - `FILTER`: the seccomp program, compiled here from the sidecar's policy
-//!   (`sidecar/src/filter.rs`, the same source the supervisor decodes with),
-//!   so the launcher carries the program as data and needs no allocator or
-//!   std to build it;
 //! - `ERRNO_NAMES`, `ERRNO_DESCS`: what nix's `Errno` prints (`EAGAIN: Try
 //!   again`), so the launcher's messages stay those of its nix-based version.
 
 use std::fmt::Write as _;
 
-#[allow(dead_code)]
-#[path = "../sidecar/src/filter.rs"]
-mod filter;
-
-/// What `filter.rs` expects from the sidecar's `sys` module.
-mod sys {
-    pub use libc::sock_filter;
-}
-
 fn main() {
-    // filter.rs takes its syscall numbers and open flags from the libc of the
-    // machine that runs this script, and the program it makes accepts x86_64
-    // only: built anywhere else, the numbers would be another ABI's and the
-    // filter would silently miss execve. Refuse rather than guess.
+    // The seccomp program (nfguard-policy) is x86_64 only: its syscall numbers
+    // are that ABI's, and built for another the filter would silently miss
+    // execve. Refuse rather than guess.
     let target = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    if target != "x86_64" || !cfg!(target_arch = "x86_64") {
-        panic!(
-            "nfguard-launcher is built for and on x86_64 only (target {target}, host {}): its seccomp program uses the build machine's syscall numbers",
-            std::env::consts::ARCH
-        );
+    if target != "x86_64" {
+        panic!("nfguard-launcher is built for x86_64 only (target {target}): its seccomp program uses that ABI's syscall numbers");
     }
-    println!("cargo::rerun-if-changed=../sidecar/src/filter.rs");
     println!("cargo::rerun-if-changed=build.rs");
     let mut out = String::new();
-
-    let program = filter::program();
-    writeln!(
-        out,
-        "/// The seccomp program (`nfguard_sidecar::filter::program()`).\n\
-         pub static FILTER: [libc::sock_filter; {}] = [",
-        program.len()
-    )
-    .unwrap();
-    for i in &program {
-        writeln!(
-            out,
-            "    libc::sock_filter {{ code: {:#06x}, jt: {}, jf: {}, k: {:#010x} }},",
-            i.code, i.jt, i.jf, i.k
-        )
-        .unwrap();
-    }
-    out.push_str("];\n");
 
     // nix knows the errnos of this target up to some number; past it every
     // value is UnknownErrno.

@@ -1,7 +1,7 @@
 //! The reference supervisor: the least a seccomp user-notification supervisor
 //! can do, so that nfguard's own cost per notification shows as a ratio to it.
 //!
-//! It installs nfguard's filter (`nfguard_sidecar::filter::program()`) with
+//! It installs nfguard's filter (`nfguard_policy::PROGRAM`) with
 //! SECCOMP_FILTER_FLAG_NEW_LISTENER in a forked child, receives the listener
 //! over a socketpair, turns on SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, and answers
 //! every notification with SECCOMP_USER_NOTIF_FLAG_CONTINUE from a thread that
@@ -58,7 +58,7 @@ pub enum Answer {
 /// every notification as `answer` says. `stdout`, when given, becomes the
 /// command's standard output.
 pub fn run(argv: &[CString], stdout: Option<OwnedFd>, answer: Answer) -> io::Result<Outcome> {
-    let program = nfguard_sidecar::filter::program();
+    let program = nfguard_policy::PROGRAM.to_vec();
     let args = ExecArgs::new(argv);
     let path = argv
         .first()

@@ -23,8 +23,8 @@
 //! `launcher` profile (`panic = "abort"`) links no std at all, which keeps
 //! std's panic and backtrace machinery (gimli, addr2line, demangling) and the
 //! glibc parts its runtime pulls in (sscanf, strtod) out of the binary. The
-//! seccomp program comes from the sidecar's policy (`sidecar/src/filter.rs`),
-//! compiled by build.rs into [`FILTER`]. It starts no thread.
+//! seccomp program is the policy crate's (`policy/`), compiled from its table
+//! when that crate is built: [`FILTER`] is plain data. It starts no thread.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -46,7 +46,8 @@ pub use config::{
     hello, json_string, parse_args, resolve_command, LaunchConfig, LaunchEnv, DEFAULT_SOCKET,
     ENV_CONTAINER, ENV_SOCKET, EXIT_NOT_FOUND, EXIT_SETUP, EXIT_USAGE, PROTOCOL_VERSION,
 };
-pub use generated::FILTER;
+/// The seccomp program the launcher installs (`nfguard_policy::PROGRAM`).
+pub use nfguard_policy::PROGRAM as FILTER;
 
 /// Exit status after a panic (what Rust's runtime returns).
 pub const EXIT_PANIC: i32 = 101;

@@ -207,7 +207,7 @@ pub fn respond(shared: &Shared, path: &str, q: Option<&str>) -> (StatusCode, &'s
             }
         }
         "/metrics" => match query(q, &[]) {
-            Ok(_) => (StatusCode::OK, PROMETHEUS, crate::metrics::render(shared)),
+            Ok(_) => (StatusCode::OK, PROMETHEUS, shared.render_metrics()),
             Err(e) => bad(e),
         },
         _ => (

@@ -1,16 +1,14 @@
 //! Events: one JSON object per deviation, with everything a responder needs.
 //!
-//! `EventSink::emit` is called on the supervisor's thread while the workload
-//! waits for its answer, so everything it does is local and bounded: the JSON
-//! line to the writer (stdout in the pod, every raw event, unaggregated, as
-//! before), the ring of recent events and the activity ring for the API, the
-//! metrics, and a non-blocking hand-off to the notifying sinks (`sinks`), whose
-//! network and disk work runs on their own thread.
-
-use std::collections::VecDeque;
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+//! This module is a leaf: the types of an event and their constructors. Where
+//! events go (the JSON writer, the rings, metrics, the notifying sinks) is
+//! `fanout`, one module above.
+//!
+//! Events are built by one constructor per category ([`Event::process`],
+//! [`Event::network`], [`Event::filesystem`]) from the same parts: a
+//! [`Stamp`] (id and time, from the sink), a [`Judgement`] (verdict, kind,
+//! mode, reason), the acting process ([`Subject`]) and where it runs
+//! ([`Context`]).
 
 use nfguard_common::Mode;
 use serde::Serialize;
@@ -89,7 +87,7 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub op: Option<&'static str>,
+    pub op: Option<Op>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,119 +102,169 @@ pub struct Event {
     pub context: Context,
 }
 
+/// What a network or filesystem call does (`op` in events; the model's file
+/// and unix entries name theirs with [`Op::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Socket,
+    Connect,
+    Bind,
+    Listen,
+    Write,
+    Create,
+    Unlink,
+    Rename,
+    Chmod,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Socket => "socket",
+            Op::Connect => "connect",
+            Op::Bind => "bind",
+            Op::Listen => "listen",
+            Op::Write => "write",
+            Op::Create => "create",
+            Op::Unlink => "unlink",
+            Op::Rename => "rename",
+            Op::Chmod => "chmod",
+        }
+    }
+}
+
+/// An event's id and time, handed out by the sink (`EventSink::stamp`).
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub id: u64,
+    pub time: String,
+}
+
+/// What nfguard concluded about the action.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub kind: Kind,
+    pub mode: Mode,
+    /// One sentence (or several, joined with "; ") on why.
+    pub reason: String,
+}
+
+/// The acting process, as an event names it.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub ancestors: Vec<Ancestor>,
+}
+
+/// What a network event adds: the operation and the socket's peer or name.
+#[derive(Debug, Clone, Default)]
+pub struct NetDetails {
+    pub op: Option<Op>,
+    pub family: Option<String>,
+    pub protocol: Option<String>,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    /// A unix socket's path.
+    pub path: Option<String>,
+}
+
+impl Event {
+    fn with(
+        stamp: Stamp,
+        category: Category,
+        j: Judgement,
+        syscall: &'static str,
+        who: Subject,
+        context: Context,
+    ) -> Event {
+        Event {
+            id: stamp.id,
+            time: stamp.time,
+            category,
+            verdict: j.verdict,
+            kind: j.kind,
+            mode: j.mode,
+            syscall,
+            pid: who.pid,
+            ppid: who.ppid,
+            uid: who.uid,
+            exe: who.exe,
+            argv: who.argv,
+            cwd: who.cwd,
+            reason: j.reason,
+            path: None,
+            op: None,
+            family: None,
+            protocol: None,
+            address: None,
+            port: None,
+            ancestors: who.ancestors,
+            context,
+        }
+    }
+
+    /// A process event: `program` is what was executed (its path), when known.
+    pub fn process(
+        stamp: Stamp,
+        j: Judgement,
+        syscall: &'static str,
+        who: Subject,
+        program: Option<String>,
+        context: Context,
+    ) -> Event {
+        let mut e = Event::with(stamp, Category::Process, j, syscall, who, context);
+        e.path = program;
+        e
+    }
+
+    /// A network event.
+    pub fn network(
+        stamp: Stamp,
+        j: Judgement,
+        syscall: &'static str,
+        who: Subject,
+        net: NetDetails,
+        context: Context,
+    ) -> Event {
+        let mut e = Event::with(stamp, Category::Network, j, syscall, who, context);
+        e.op = net.op;
+        e.family = net.family;
+        e.protocol = net.protocol;
+        e.address = net.address;
+        e.port = net.port;
+        e.path = net.path;
+        e
+    }
+
+    /// A filesystem event.
+    pub fn filesystem(
+        stamp: Stamp,
+        j: Judgement,
+        syscall: &'static str,
+        who: Subject,
+        op: Option<Op>,
+        path: Option<String>,
+        context: Context,
+    ) -> Event {
+        let mut e = Event::with(stamp, Category::Filesystem, j, syscall, who, context);
+        e.op = op;
+        e.path = path;
+        e
+    }
+}
+
 /// The current time as RFC 3339 (UTC, microseconds).
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
-}
-
-/// Where events go: JSON lines to a writer (a file, or stderr), and a bounded
-/// ring of recent events for the API.
-pub struct EventSink {
-    out: Mutex<Box<dyn Write + Send>>,
-    recent: Mutex<VecDeque<Event>>,
-    next_id: AtomicU64,
-    written: AtomicU64,
-    write_errors: AtomicU64,
-    /// Recent activity, allowed and flagged (the timeline).
-    pub activity: crate::timeline::Timeline,
-    pub metrics: crate::metrics::Metrics,
-    dispatcher: OnceLock<crate::sinks::Dispatcher>,
-}
-
-/// How many recent events the sink keeps in memory.
-pub const RECENT: usize = 4096;
-
-impl EventSink {
-    pub fn new(out: Box<dyn Write + Send>) -> EventSink {
-        EventSink {
-            out: Mutex::new(out),
-            recent: Mutex::new(VecDeque::new()),
-            next_id: AtomicU64::new(1),
-            written: AtomicU64::new(0),
-            write_errors: AtomicU64::new(0),
-            activity: crate::timeline::Timeline::default(),
-            metrics: crate::metrics::Metrics::default(),
-            dispatcher: OnceLock::new(),
-        }
-    }
-
-    /// Sends every event from now on to the notifying sinks as well (once;
-    /// a second dispatcher is handed back).
-    pub fn attach(
-        &self,
-        dispatcher: crate::sinks::Dispatcher,
-    ) -> Result<(), crate::sinks::Dispatcher> {
-        self.dispatcher.set(dispatcher)
-    }
-
-    pub fn dispatcher(&self) -> Option<&crate::sinks::Dispatcher> {
-        self.dispatcher.get()
-    }
-
-    /// Records an allowed call in the activity ring (see `timeline`).
-    pub fn note_call(&self, call: crate::timeline::Call<'_>) {
-        self.activity.note_call(call)
-    }
-
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Writes one event as one line, flushed at once (a crash loses nothing written).
-    pub fn emit(&self, event: Event) {
-        let mut line = match serde_json::to_vec(&event) {
-            Ok(l) => l,
-            Err(_) => return,
-        };
-        line.push(b'\n');
-        {
-            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-            if out.write_all(&line).and_then(|_| out.flush()).is_err() {
-                self.write_errors.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.written.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.metrics.count_event(&event);
-        self.activity.note_event(&event);
-        if let Some(d) = self.dispatcher.get() {
-            d.submit(event.clone());
-        }
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == RECENT {
-            recent.pop_front();
-        }
-        recent.push_back(event);
-    }
-
-    pub fn recent(&self) -> Vec<Event> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    /// Recent events after `since` (an event id or a time).
-    pub fn recent_since(&self, since: Option<&Since>) -> Vec<Event> {
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent
-            .iter()
-            .filter(|e| match since {
-                None => true,
-                Some(Since::Id(id)) => e.id > *id,
-                Some(Since::Time(t)) => parse_time(&e.time).is_some_and(|et| et > *t),
-            })
-            .cloned()
-            .collect()
-    }
-
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
 }
 
 /// Where `GET /events?since=` starts.

@@ -2,18 +2,25 @@
 //! against a learned model, and the static launcher (keeper) that installs the
 //! filter in the monitored container.
 //!
-//! Module map:
-//! - `filter`: the seccomp policy as data and its BPF compiler;
-//! - `launch`: the supervisor's side of the launcher (`nfguard-launch`, crate `launcher/`);
-//! - `supervisor`: the notification loop, decisions, enforce-mode emulation;
-//! - `resolve`: path resolution in the target's root, the heart of TOCTOU safety;
-//! - `model`, `event`: the learned model and the events;
+//! Module map (dependencies run down the list, never up):
+//! - `bin/`, `run`, `sidecar`: the entry points (`nfguard run`, `supervise`,
+//!   `sidecar`); `server`: the socket keepers hand their listeners to;
+//! - `api`: the HTTP API; `outside`: the exec-session watcher;
+//! - `supervisor`: the notification loop and its layers (decode, inspect,
+//!   decide, emulate, exec); the policy itself is the `nfguard-policy` crate;
+//! - `fanout`: where events go (writer, rings, metrics, sinks); `sinks`: the
+//!   notifying sinks; `timeline`, `metrics`;
+//! - `event`, `model`: the events and the learned model (leaves);
+//! - `resolve`: path resolution in the target's root, the heart of TOCTOU
+//!   safety; `journal`: the in-flight journal; `launch`: the handover;
 //! - `procfs`, `net`: pure parsers of /proc files and socket addresses;
 //! - `sys`: every `unsafe` call, each with its SAFETY argument.
 
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod event;
-pub mod filter;
+pub mod fanout;
 pub mod journal;
 pub mod launch;
 pub mod metrics;
@@ -27,5 +34,6 @@ pub mod server;
 pub mod sidecar;
 pub mod sinks;
 pub mod supervisor;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod timeline;

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use nfguard_common::Mode;
+
 use crate::event::Event;
-use crate::supervisor::Shared;
 
 /// Syscall numbers counted one by one; larger ones share the last slot.
 const NR_SLOTS: usize = 512;
@@ -134,9 +135,23 @@ impl Metrics {
     }
 }
 
-/// Renders every metric of a running supervisor.
-pub fn render(shared: &Shared) -> String {
-    let m = &shared.events.metrics;
+/// What a running supervisor reports beside the counters kept here (read by
+/// the supervisor, which owns them: this module knows nothing of it).
+#[derive(Debug, Clone)]
+pub struct Gauges {
+    pub mode: Mode,
+    pub notifications: u64,
+    pub emulated: u64,
+    pub internal_errors: u64,
+    /// Entries of the current model, by section.
+    pub model_entries: [(&'static str, usize); 6],
+    pub activity_records: usize,
+    pub events_written: u64,
+}
+
+/// Renders every metric of a running supervisor: the counters of `m` and the
+/// gauges `g` (the notifying sinks append their own).
+pub fn render(m: &Metrics, g: &Gauges) -> String {
     let mut o = String::new();
     let header = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -155,7 +170,7 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         "The supervisor's mode (1 for the current one).",
     );
-    let mode = shared.mode();
+    let mode = g.mode;
     for each in nfguard_common::Mode::ALL {
         let _ = writeln!(
             o,
@@ -170,34 +185,21 @@ pub fn render(shared: &Shared) -> String {
         "counter",
         "Seccomp notifications received.",
     );
-    let s = &shared.stats;
-    let _ = writeln!(
-        o,
-        "nfguard_notifications_total {}",
-        s.notifications.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(o, "nfguard_notifications_total {}", g.notifications);
     header(
         &mut o,
         "nfguard_emulated_total",
         "counter",
         "Allowed calls the supervisor performed itself (enforce mode).",
     );
-    let _ = writeln!(
-        o,
-        "nfguard_emulated_total {}",
-        s.emulated.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(o, "nfguard_emulated_total {}", g.emulated);
     header(
         &mut o,
         "nfguard_internal_errors_total",
         "counter",
         "Calls the supervisor could not inspect.",
     );
-    let _ = writeln!(
-        o,
-        "nfguard_internal_errors_total {}",
-        s.internal_errors.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(o, "nfguard_internal_errors_total {}", g.internal_errors);
 
     header(
         &mut o,
@@ -209,7 +211,7 @@ pub fn render(shared: &Shared) -> String {
         for (d, name) in [(Decision::Allow, "allow"), (Decision::Deny, "deny")] {
             let n = slot[d as usize].load(Ordering::Relaxed);
             if n > 0 {
-                let sc = crate::filter::syscall_name(nr as i32);
+                let sc = nfguard_policy::syscall_name(nr as i32);
                 let _ = writeln!(
                     o,
                     "nfguard_decisions_total{{syscall=\"{sc}\",decision=\"{name}\"}} {n}"
@@ -264,18 +266,8 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         "Entries of the current model by section.",
     );
-    {
-        let model = shared.model.read().unwrap_or_else(|p| p.into_inner());
-        for (section, n) in [
-            ("processes", model.processes.len()),
-            ("sockets", model.network.sockets.len()),
-            ("listen", model.network.listen.len()),
-            ("connect", model.network.connect.len()),
-            ("unix", model.network.unix.len()),
-            ("filesystem", model.filesystem.len()),
-        ] {
-            let _ = writeln!(o, "nfguard_model_entries{{section=\"{section}\"}} {n}");
-        }
+    for (section, n) in g.model_entries {
+        let _ = writeln!(o, "nfguard_model_entries{{section=\"{section}\"}} {n}");
     }
 
     header(
@@ -284,26 +276,14 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         "Records in the activity ring (the timeline).",
     );
-    let _ = writeln!(
-        o,
-        "nfguard_activity_records {}",
-        shared.events.activity.len()
-    );
+    let _ = writeln!(o, "nfguard_activity_records {}", g.activity_records);
     header(
         &mut o,
         "nfguard_events_written_total",
         "counter",
         "Events written as JSON lines (stdout or the events file).",
     );
-    let _ = writeln!(
-        o,
-        "nfguard_events_written_total {}",
-        shared.events.written()
-    );
-
-    if let Some(d) = shared.events.dispatcher() {
-        d.render_metrics(&mut o);
-    }
+    let _ = writeln!(o, "nfguard_events_written_total {}", g.events_written);
     o
 }
 

@@ -17,13 +17,13 @@
 //!   without exec;
 //! - each open names the file, so an exec is known even when its process (a `which` that
 //!   lives a millisecond) is gone before /proc is read. Every open is accounted for by an
-//!   exec the supervisor saw inside ([`note_inside_exec`]), by a process a scan or ptrace saw
+//!   exec the supervisor saw inside (`Shared::inside_execs`), by a process a scan or ptrace saw
 //!   running that program, or as part of one (a script's interpreter); what is left, once a
 //!   scan 50 ms later has had its chance, is reported from the open alone, with the fields
 //!   that could not be read marked unknown (`session: outside-unseen`, pid -1).
 //!
 //! "Started by the launcher" means: a descendant of a keeper that handed a listener to this
-//! supervisor (`register_keeper`, called on each handover with the pid from SO_PEERCRED;
+//! supervisor (`Shared::keepers`, registered on each handover with the pid from SO_PEERCRED;
 //! the process name `nfguard-launch` is never trusted on its own, anyone can run the launcher
 //! against a socket of their own). A process that looks like a launcher is given two seconds
 //! to hand its listener over before it is judged. Processes that were running when the
@@ -44,19 +44,18 @@
 pub mod notify;
 pub mod trace;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nfguard_common::{ExecSessions, Mode};
 
-use crate::event::{Category, Event, Kind, Verdict};
+use crate::event::{Event, Judgement, Kind, Subject, Verdict};
 use crate::model::{self, Observation};
 use crate::procfs;
 use crate::resolve::{self, Resolved};
-use crate::supervisor::Shared;
+use crate::supervisor::{decide, Shared};
 
 /// Directories of executables watched in each container root.
 pub const EXEC_DIRS: [&str; 5] = ["usr/bin", "bin", "usr/sbin", "sbin", "usr/local/bin"];
@@ -75,58 +74,6 @@ const MATCH_WINDOW: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_millis(50);
 /// The session of an exec known only from its open (`outside-unseen`).
 pub const UNSEEN: &str = "unseen";
-
-/// Execs the supervisor saw from inside the launcher's tree: (when, real path in the
-/// container). The supervisor records each one while it holds the execve notification,
-/// before the kernel opens the file, so the watcher finds the record when the open arrives.
-static INSIDE_EXECS: Mutex<VecDeque<(Instant, String)>> = Mutex::new(VecDeque::new());
-/// Whether a watcher runs (otherwise `note_inside_exec` keeps nothing).
-static WATCHING: AtomicBool = AtomicBool::new(false);
-
-/// Records an exec the supervisor saw inside (called from `supervisor.rs`, one line).
-pub fn note_inside_exec(program: &str) {
-    if !WATCHING.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut q = INSIDE_EXECS.lock().unwrap_or_else(|p| p.into_inner());
-    let now = Instant::now();
-    while q.len() >= 4096
-        || q.front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > MATCH_WINDOW)
-    {
-        q.pop_front();
-    }
-    q.push_back((now, program.to_string()));
-}
-
-/// Takes the inside exec of `path` recorded at most `MATCH_WINDOW` before `at`.
-fn take_inside_exec(path: &str, at: Instant) -> bool {
-    let mut q = INSIDE_EXECS.lock().unwrap_or_else(|p| p.into_inner());
-    let found = q
-        .iter()
-        .position(|(t, p)| p == path && *t <= at && at.duration_since(*t) <= MATCH_WINDOW);
-    found.map(|i| q.remove(i)).is_some()
-}
-
-/// Keepers that handed over a listener: pid -> (start time, container). One supervisor per
-/// process, so a process-wide registry (filled by `server.rs`, read by the watcher).
-static KEEPERS: Mutex<BTreeMap<i32, (u64, String)>> = Mutex::new(BTreeMap::new());
-
-/// Records a keeper (its pid in our PID namespace, from SO_PEERCRED).
-pub fn register_keeper(pid: i32, container: &str) {
-    let start = procfs::read_stat(pid).map(|(_, s)| s).unwrap_or(0);
-    KEEPERS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(pid, (start, container.to_string()));
-}
-
-fn keepers() -> BTreeMap<i32, (u64, String)> {
-    let mut k = KEEPERS.lock().unwrap_or_else(|p| p.into_inner());
-    // A dead keeper's pid may be reused: keep only those whose start time still matches.
-    k.retain(|pid, (start, _)| procfs::read_stat(*pid).is_some_and(|(_, s)| s == *start));
-    k.clone()
-}
 
 /// The watcher's settings.
 #[derive(Debug, Clone)]
@@ -253,7 +200,7 @@ struct Watcher {
 
 /// Starts the watcher thread. It says once on stderr when ptrace cannot follow sessions.
 pub fn spawn(shared: Arc<Shared>, opts: WatchOptions) -> std::io::Result<()> {
-    WATCHING.store(true, Ordering::Relaxed);
+    shared.inside_execs.start_watching();
     std::thread::Builder::new()
         .name("nfguard-outside".into())
         .spawn(move || {
@@ -521,7 +468,7 @@ impl Watcher {
     /// (`bin` -> `/usr/bin` in a merged-/usr image, one watch for both).
     fn watch_new_roots(&mut self) {
         let Some(n) = &self.notify else { return };
-        for (pid, (_, container)) in keepers() {
+        for (pid, (_, container)) in self.shared.keepers.live() {
             if self.watched_roots.contains(&pid) {
                 continue;
             }
@@ -603,7 +550,7 @@ impl Watcher {
             .retain(|(t, _)| now.duration_since(*t) <= MATCH_WINDOW * 2);
         let opens = std::mem::take(&mut self.opens);
         for o in opens {
-            if take_inside_exec(&o.path, o.at) {
+            if self.shared.inside_execs.take(&o.path, o.at) {
                 continue;
             }
             if let Some(i) = self
@@ -675,7 +622,7 @@ impl Watcher {
 
     fn scan(&mut self, prev_last: Option<i32>, last: Option<i32>) {
         self.last_scan = Instant::now();
-        let keepers = keepers();
+        let keepers = self.shared.keepers.live();
         let now = Instant::now();
         let mut fresh: Vec<(u64, i32, i32)> = Vec::new();
         let mut alive = HashSet::new();
@@ -854,27 +801,36 @@ impl Watcher {
     /// process was seen or not. `parent` is still honoured when a model names it (older
     /// models learned `{exe, parent: <the program that started it>}`).
     fn learn_or_check(&self, exe: &str, parent: Option<&str>) -> bool {
-        let obs = Observation::Exec {
+        let obs = [Observation::Exec {
             parent: model::OUTSIDE_PARENT.to_string(),
             exe: exe.to_string(),
-        };
-        if self.shared.mode() == Mode::Learn {
-            let mut m = self.shared.model.write().unwrap_or_else(|p| p.into_inner());
-            if m.learn(&obs) {
-                self.shared
-                    .model_changed
-                    .store(true, std::sync::atomic::Ordering::Release);
+        }];
+        let mode = self.shared.mode();
+        let known = {
+            let m = self.shared.model.read().unwrap_or_else(|p| p.into_inner());
+            let d = decide::decide(mode, &m, &obs, None);
+            if mode != Mode::Learn {
+                d.outside.is_empty()
+                    || parent.is_some_and(|parent| {
+                        m.allows(&Observation::Exec {
+                            parent: parent.to_string(),
+                            exe: exe.to_string(),
+                        })
+                    })
+            } else if d.outside.is_empty() {
+                true
+            } else {
+                drop(m);
+                let mut m = self.shared.model.write().unwrap_or_else(|p| p.into_inner());
+                if m.learn(&obs[0]) {
+                    self.shared
+                        .model_changed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+                true
             }
-            return true;
-        }
-        let m = self.shared.model.read().unwrap_or_else(|p| p.into_inner());
-        m.allows(&obs)
-            || parent.is_some_and(|parent| {
-                m.allows(&Observation::Exec {
-                    parent: parent.to_string(),
-                    exe: exe.to_string(),
-                })
-            })
+        };
+        known
     }
 
     /// Learns, reports or kills one outside program, once per (pid, program). `at_exec_stop`:
@@ -950,42 +906,37 @@ impl Watcher {
             )
         };
         let mut context = self.shared.base_context.clone();
-        if let Some((_, c)) = KEEPERS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&o.keeper)
-        {
-            context.container = c.clone();
+        if let Some(c) = self.shared.keepers.container(o.keeper) {
+            context.container = c;
         }
         if context.image.is_none() {
             context.image = self.shared.images.get(&context.container).cloned();
         }
         context.session = Some(format!("outside-{UNSEEN}"));
-        let event = Event {
-            id: self.shared.events.next_id(),
-            time: crate::event::now_rfc3339(),
-            category: Category::Process,
-            verdict: Verdict::Alert,
-            kind: Kind::OutsideModel,
-            mode,
-            syscall: "execve",
+        let who = Subject {
             pid: -1,
             ppid: -1,
             uid: u32::MAX,
             exe: o.path.clone(),
             argv: Vec::new(),
             cwd: "?".into(),
-            reason: why,
-            // The program: for an exec event, path names what was executed.
-            path: Some(o.path.clone()),
-            op: None,
-            family: None,
-            protocol: None,
-            address: None,
-            port: None,
             ancestors: Vec::new(),
-            context,
         };
+        let j = Judgement {
+            verdict: Verdict::Alert,
+            kind: Kind::OutsideModel,
+            mode,
+            reason: why,
+        };
+        // The program: for an exec event, path names what was executed.
+        let event = Event::process(
+            self.shared.events.stamp(),
+            j,
+            "execve",
+            who,
+            Some(o.path.clone()),
+            context,
+        );
         self.shared.events.emit(event);
     }
 
@@ -1037,14 +988,14 @@ impl Watcher {
         let status = procfs::read_status(pid);
         let start = procfs::read_stat(pid).map(|(_, s)| s);
         let mut context = self.shared.base_context.clone();
+        let keepers = self.shared.keepers.live();
         // A zombie has no mount namespace left to compare: with one container, it is that one.
         let only = || {
-            let k = keepers();
-            (k.len() == 1)
-                .then(|| k.into_values().next().map(|(_, c)| c))
+            (keepers.len() == 1)
+                .then(|| keepers.values().next().map(|(_, c)| c.clone()))
                 .flatten()
         };
-        context.container = container_of(pid)
+        context.container = container_of(&keepers, pid)
             .or_else(only)
             .unwrap_or_else(|| context.container.clone());
         if context.image.is_none() {
@@ -1054,31 +1005,23 @@ impl Watcher {
             .map(|s| format!(" (start {s} ticks after boot)"))
             .unwrap_or_default();
         context.session = Some(format!("outside-{root}"));
-        let event = Event {
-            id: self.shared.events.next_id(),
-            time: crate::event::now_rfc3339(),
-            category: Category::Process,
-            verdict,
-            kind: Kind::OutsideModel,
-            mode,
-            syscall: "execve",
+        let who = Subject {
             pid,
             ppid: status.as_ref().map(|s| s.ppid).unwrap_or(0),
             uid: status.as_ref().map(|s| s.uid[1]).unwrap_or(u32::MAX),
-            // The program: for an exec event, path names what was executed.
-            path: exe.clone(),
-            exe: exe.unwrap_or_else(|| procfs::exe_of(pid)),
+            exe: exe.clone().unwrap_or_else(|| procfs::exe_of(pid)),
             argv: procfs::read_cmdline(pid),
             cwd: procfs::read_link(pid, "cwd").unwrap_or_default(),
-            reason: format!("{reason}{start_note}"),
-            op: None,
-            family: None,
-            protocol: None,
-            address: None,
-            port: None,
             ancestors: procfs::ancestors(pid, 0, 8),
-            context,
         };
+        let j = Judgement {
+            verdict,
+            kind: Kind::OutsideModel,
+            mode,
+            reason: format!("{reason}{start_note}"),
+        };
+        // The program: for an exec event, path names what was executed.
+        let event = Event::process(self.shared.events.stamp(), j, "execve", who, exe, context);
         self.shared.events.emit(event);
     }
 }
@@ -1099,9 +1042,9 @@ fn comm_of(pid: i32) -> Option<String> {
 }
 
 /// The container of `pid`: the keeper whose mount namespace it shares.
-fn container_of(pid: i32) -> Option<String> {
+fn container_of(keepers: &BTreeMap<i32, (u64, String)>, pid: i32) -> Option<String> {
     let ns = procfs::read_link(pid, "ns/mnt")?;
-    keepers()
+    keepers
         .iter()
         .find(|(k, _)| procfs::read_link(**k, "ns/mnt").as_deref() == Some(ns.as_str()))
         .map(|(_, (_, c))| c.clone())

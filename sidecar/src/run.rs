@@ -11,7 +11,8 @@ use std::time::Duration;
 use nfguard_common::Mode;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::event::{Context, EventSink};
+use crate::event::Context;
+use crate::fanout::EventSink;
 use crate::model::Model;
 use crate::supervisor::Shared;
 use crate::{launch, server};
@@ -140,7 +141,7 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
     let launcher = find_launcher(opts.launcher.as_deref())?;
     let events = open_events(opts.events.as_deref())?;
     if let Some(p) = &opts.sinks {
-        crate::sinks::attach_from_file(&events, p, &Context::default())?;
+        events.attach_sinks_file(p, &Context::default())?;
     }
 
     // Signals for the workload are forwarded by a thread that waits for them;
@@ -268,7 +269,7 @@ pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
     let model = load_model(opts.mode, &opts.model)?;
     let events = open_events(opts.events.as_deref())?;
     if let Some(p) = &opts.sinks {
-        crate::sinks::attach_from_file(&events, p, &opts.context)?;
+        events.attach_sinks_file(p, &opts.context)?;
     }
     let sock = server::bind(&opts.socket).map_err(|source| SetupError::Socket {
         path: opts.socket.clone(),

@@ -83,7 +83,7 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
     let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(io::Error::from)?;
     let keeper_pid = cred.pid();
-    crate::outside::register_keeper(keeper_pid, &hello.container);
+    shared.keepers.register(keeper_pid, &hello.container);
     let listener = Listener {
         fd,
         session: hello
@@ -96,6 +96,6 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         // Keyed by the keeper, which outlives supervisor restarts.
         journal: Some(state_dir.join(format!(".inflight-{keeper_pid}"))),
     };
-    supervisor::spawn(Arc::clone(shared), listener);
+    supervisor::spawn(Arc::clone(shared), listener)?;
     Ok(())
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use nfguard_common::{env, paths, ExecSessions, Mode};
 
-use crate::event::{Context, EventSink};
+use crate::event::Context;
+use crate::fanout::EventSink;
 use crate::run::{load_model, save_if_changed, spawn_model_saver, SetupError};
 use crate::supervisor::Shared;
 use crate::{api, server};
@@ -158,10 +159,12 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     };
     let model = load_model(start_mode, &cfg.model)?;
     let events = EventSink::new(Box::new(io::stdout()));
-    crate::sinks::attach_from_env(&events, &cfg.context, &cfg.shared_dir).map_err(|e| BadEnv {
-        var: "NFGUARD_SINKS",
-        message: e.to_string(),
-    })?;
+    events
+        .attach_sinks_env(&cfg.context, &cfg.shared_dir)
+        .map_err(|e| BadEnv {
+            var: "NFGUARD_SINKS",
+            message: e.to_string(),
+        })?;
     let sock = server::bind(&cfg.socket).map_err(|source| SetupError::Socket {
         path: cfg.socket.clone(),
         source,

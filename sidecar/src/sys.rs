@@ -43,6 +43,22 @@ pub fn cwd() -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
 }
 
+/// The time now from the kernel's coarse realtime clock, the clock file
+/// timestamps are taken from: a file changed after this instant never has a
+/// ctime before it (a precise clock can be a tick ahead of those stamps).
+pub fn realtime_coarse() -> std::time::SystemTime {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    match (r, u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+        (0, Ok(s), Ok(ns)) => std::time::UNIX_EPOCH + std::time::Duration::new(s, ns),
+        _ => std::time::SystemTime::now(),
+    }
+}
+
 /// Sets no_new_privs, which lets an unprivileged process install a filter
 /// (seccomp(2): "the caller must have CAP_SYS_ADMIN ... or no_new_privs").
 pub fn set_no_new_privs() -> io::Result<()> {
@@ -460,6 +476,82 @@ pub fn set_umask(mask: u32) {
 pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: integer arguments only.
     cvt(unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) }).map(drop)
+}
+
+/// `PTRACE_SEIZE` of `pid` with `options` (it does not stop the tracee).
+pub fn ptrace_seize(pid: i32, options: libc::c_int) -> io::Result<()> {
+    // SAFETY: PTRACE_SEIZE takes no pointer (addr 0, data is the options bitmask).
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            options as libc::c_long,
+        )
+    };
+    cvt(r).map(drop)
+}
+
+/// `PTRACE_CONT`, `PTRACE_LISTEN` or `PTRACE_DETACH` of a stopped tracee,
+/// delivering signal `sig` (0: none).
+pub fn ptrace_resume(request: libc::c_uint, pid: i32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: these requests take no pointer; data is a signal number.
+    let r = unsafe {
+        libc::ptrace(
+            request,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            sig as libc::c_long,
+        )
+    };
+    cvt(r).map(drop)
+}
+
+/// `PTRACE_GETEVENTMSG`: the message of the tracee's last ptrace event (a new
+/// child's pid, a former tid).
+pub fn ptrace_event_msg(pid: i32) -> io::Result<u64> {
+    let mut msg: libc::c_ulong = 0;
+    // SAFETY: PTRACE_GETEVENTMSG writes one unsigned long to `data`, which
+    // points at `msg`.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut msg as *mut libc::c_ulong,
+        )
+    };
+    cvt(r).map(|_| msg)
+}
+
+/// `waitpid(-1, flags)`: the pid and raw status of a child (or tracee) that
+/// changed state, `None` when there is none (WNOHANG) or on error.
+pub fn waitpid_any(flags: libc::c_int) -> Option<(i32, libc::c_int)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid out-pointer for the duration of the call.
+    let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// A new inotify instance (non-blocking, close-on-exec).
+pub fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes flags only and returns a new fd or -1.
+    let fd = cvt_int(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `inotify_add_watch(2)`: the watch descriptor.
+pub fn inotify_add_watch(inotify: BorrowedFd<'_>, path: &CStr, mask: u32) -> io::Result<i32> {
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    cvt_int(unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), mask) })
+}
+
+/// Takes ownership of an fd that SCM_RIGHTS installed in our table.
+pub fn own_received_fd(raw: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed `raw` in our fd table for this message
+    // alone; nothing else refers to it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
 }
 
 /// mmap of a shared file mapping, for the in-flight journal.

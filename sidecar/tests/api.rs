@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nfguard_common::Mode;
-use nfguard_sidecar::event::{Category, Context, Event, EventSink, Kind, Verdict};
+use nfguard_sidecar::event::{Category, Context, Event, Kind, Verdict};
+use nfguard_sidecar::fanout::EventSink;
 use nfguard_sidecar::model::{FileEntry, Model, Observation};
 use nfguard_sidecar::supervisor::Shared;
 use nfguard_sidecar::timeline::Call;

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nfguard_common::Mode;
-use nfguard_sidecar::event::{Category, Context, Event, EventSink, Kind, Verdict};
-use nfguard_sidecar::sinks::{self, SinksConfig};
+use nfguard_sidecar::event::{Category, Context, Event, Kind, Verdict};
+use nfguard_sidecar::fanout::EventSink;
+use nfguard_sidecar::sinks::SinksConfig;
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -138,7 +139,7 @@ fn event(id: u64, path: &str) -> Event {
 fn sink_with(doc: &str) -> EventSink {
     let events = EventSink::new(Box::new(std::io::sink()));
     let cfg = SinksConfig::parse(doc).unwrap();
-    sinks::attach(&events, cfg, &Context::default()).unwrap();
+    events.attach_sinks(cfg, &Context::default()).unwrap();
     events
 }
 

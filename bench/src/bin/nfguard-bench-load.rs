@@ -217,7 +217,7 @@ fn block_median(o: &Opts, op: &str, filtered: bool) -> Result<u64> {
             k: libc::SECCOMP_RET_ALLOW,
         }]
     } else {
-        nfguard_sidecar::filter::program()
+        nfguard_policy::PROGRAM.to_vec()
     };
     // The load binary is single-threaded, so its forked child may allocate.
     let pid = sys::fork_then(|| {

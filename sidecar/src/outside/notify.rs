@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 pub struct Inotify {
@@ -62,31 +62,15 @@ pub fn parse_events(buf: &[u8]) -> Vec<Opened> {
 
 impl Inotify {
     pub fn new() -> io::Result<Self> {
-        // SAFETY: inotify_init1 takes flags only and returns a new fd or -1.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Self { fd })
+        Ok(Self {
+            fd: crate::sys::inotify_init()?,
+        })
     }
 
     /// Watches opens of files in `dir`; returns the watch descriptor.
     pub fn watch_open(&self, dir: &str) -> io::Result<i32> {
         let path = CString::new(dir).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `path` is a valid NUL-terminated string that outlives the call; the fd is ours.
-        let wd = unsafe {
-            libc::inotify_add_watch(
-                self.fd.as_raw_fd(),
-                path.as_ptr(),
-                libc::IN_OPEN | libc::IN_ONLYDIR,
-            )
-        };
-        if wd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(wd)
+        crate::sys::inotify_add_watch(self.fd.as_fd(), &path, libc::IN_OPEN | libc::IN_ONLYDIR)
     }
 
     /// Sleeps until an open happens in a watched directory or `timeout` passes; returns

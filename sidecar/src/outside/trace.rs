@@ -1,6 +1,6 @@
 //! Following an outside session with ptrace, so that each program it starts can be judged at
 //! its exec event, before its first instruction (enforce + `exec-sessions: deny` kills it
-//! there). All of this module's `unsafe` is the `ptrace(2)` and `waitpid(2)` calls.
+//! there). Its `ptrace(2)` and `waitpid(2)` calls are `sys`'s.
 //!
 //! Rules that shape it (ptrace(2)):
 //! - `PTRACE_SEIZE` does not stop the tracee, and with `TRACEFORK|TRACEVFORK|TRACECLONE`
@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use crate::procfs;
+use crate::{procfs, sys};
 
 /// A followed process at its exec event.
 #[derive(Debug, Clone)]
@@ -95,32 +95,13 @@ impl Tracer {
         if self.traced.contains_key(&pid) {
             return Ok(());
         }
-        // SAFETY: PTRACE_SEIZE takes no pointer (addr 0, data is the options bitmask).
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_SEIZE,
-                pid,
-                std::ptr::null_mut::<libc::c_void>(),
-                OPTIONS as libc::c_long,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        sys::ptrace_seize(pid, OPTIONS)?;
         self.traced.insert(pid, procfs::exe_of(pid));
         Ok(())
     }
 
     fn cont(pid: i32, request: libc::c_uint, sig: libc::c_int) {
-        // SAFETY: PTRACE_CONT / PTRACE_LISTEN take no pointer; data is a signal number.
-        unsafe {
-            libc::ptrace(
-                request,
-                pid,
-                std::ptr::null_mut::<libc::c_void>(),
-                sig as libc::c_long,
-            );
-        }
+        let _ = sys::ptrace_resume(request, pid, sig);
     }
 
     /// Stops following a process stopped at its exec event and lets it run.
@@ -145,18 +126,11 @@ impl Tracer {
     pub fn poll(&mut self) -> Vec<(i32, ExecStop)> {
         let mut out = Vec::new();
         loop {
-            let mut status: libc::c_int = 0;
-            // SAFETY: `status` is a valid out-pointer for the duration of the call.
-            let pid = unsafe {
-                libc::waitpid(
-                    -1,
-                    &mut status,
-                    libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD,
-                )
-            };
-            if pid <= 0 {
+            let Some((pid, status)) =
+                sys::waitpid_any(libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD)
+            else {
                 return out;
-            }
+            };
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
                 self.traced.remove(&pid);
                 continue;
@@ -180,16 +154,7 @@ impl Tracer {
                     ));
                 }
                 libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
-                    let mut child: libc::c_ulong = 0;
-                    // SAFETY: PTRACE_GETEVENTMSG writes one unsigned long to `data`.
-                    unsafe {
-                        libc::ptrace(
-                            libc::PTRACE_GETEVENTMSG,
-                            pid,
-                            std::ptr::null_mut::<libc::c_void>(),
-                            &mut child as *mut libc::c_ulong,
-                        );
-                    }
+                    let child = sys::ptrace_event_msg(pid).unwrap_or(0);
                     let exe = self.traced.get(&pid).cloned().unwrap_or_default();
                     self.traced.insert(child as i32, exe);
                     Self::cont(pid, libc::PTRACE_CONT, 0);

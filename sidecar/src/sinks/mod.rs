@@ -1,7 +1,7 @@
 //! Alerts that reach people: the notifying sinks (webhook, Falco JSON for
 //! falcosidekick, Slack, Kubernetes Events).
 //!
-//! Flow: `EventSink::emit` (supervisor thread) hands each event to
+//! Flow: `EventSink::emit` (`fanout`, on the supervisor thread) hands each event to
 //! `Dispatcher::submit`, a non-blocking `try_send` into a bounded channel: the
 //! workload's call is never held up by a sink. On the dispatcher's own thread
 //! (a single-threaded tokio runtime) the aggregator (`aggregate`) turns events
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::event::{Context, Event, EventSink};
+use crate::event::{Context, Event};
 use aggregate::{Aggregator, Alert};
 use format::PodRef;
 use http::{Client, Endpoint, Trust};
@@ -796,32 +796,13 @@ pub fn config_from_env(
     }
 }
 
-/// The sidecar's entry point: configures the sinks from the environment
-/// (spool default: `<shared_dir>/spool`) and attaches them to `events`.
-pub fn attach_from_env(
-    events: &EventSink,
+/// Starts the dispatcher of `cfg` and hands it to `attach`, which says
+/// whether it took it (`EventSink::attach_sinks` attaches it to its events).
+pub fn start(
+    cfg: SinksConfig,
     context: &Context,
-    shared_dir: &Path,
+    attach: impl FnOnce(Dispatcher) -> bool,
 ) -> Result<(), ConfigError> {
-    let Some(mut cfg) = config_from_env(|k| std::env::var(k).ok())? else {
-        return Ok(());
-    };
-    if cfg.spool.is_none() {
-        cfg.spool = Some(shared_dir.join("spool"));
-    }
-    attach(events, cfg, context)
-}
-
-/// `--sinks FILE` of `nfguard run` and `nfguard supervise`.
-pub fn attach_from_file(
-    events: &EventSink,
-    path: &Path,
-    context: &Context,
-) -> Result<(), ConfigError> {
-    attach(events, SinksConfig::load(path)?, context)
-}
-
-pub fn attach(events: &EventSink, cfg: SinksConfig, context: &Context) -> Result<(), ConfigError> {
     let names: Vec<String> = cfg
         .sinks
         .iter()
@@ -829,7 +810,7 @@ pub fn attach(events: &EventSink, cfg: SinksConfig, context: &Context) -> Result
         .map(|(i, s)| sink_name(s, i))
         .collect();
     let d = Dispatcher::start(cfg, context)?;
-    if events.attach(d).is_err() {
+    if !attach(d) {
         return Err(ConfigError {
             origin: None,
             message: "sinks are already attached".into(),

@@ -1,0 +1,362 @@
+//! Emulation: in enforce mode an allowed call whose arguments live in the
+//! target's memory is made by the supervisor itself, on the copy it checked,
+//! and the result handed back (an fd with `SECCOMP_IOCTL_NOTIF_ADDFD`, or a
+//! return value). The kernel never reads the target's argument again, so a
+//! thread racing to rewrite it changes nothing (docs/architecture.md, fact 4).
+//!
+//! Each emulated call runs with the calling thread's rights: a supervisor
+//! thread takes its fsuid, fsgid and supplementary groups for the call
+//! (per-thread raw syscalls) and takes its own back after. When those cannot
+//! be read, or differ and the supervisor cannot switch (no CAP_SETUID and
+//! CAP_SETGID), the call is refused with EACCES rather than made with the
+//! supervisor's rights.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::target::Target;
+use crate::journal::Pending;
+use crate::procfs;
+use crate::resolve;
+use crate::sys;
+
+/// A call the supervisor makes for the target.
+pub enum Emulation {
+    /// Open `fd` (O_PATH) again with these flags and install it in the target;
+    /// with `truncate_to`, truncate it instead (`truncate(2)`).
+    Reopen {
+        fd: OwnedFd,
+        flags: i32,
+        truncate_to: Option<i64>,
+    },
+    /// Create `name` in `dir`, install the new fd in the target.
+    Create {
+        dir: OwnedFd,
+        name: String,
+        flags: i32,
+        mode: u32,
+    },
+    Unlink {
+        dir: OwnedFd,
+        name: String,
+        flags: i32,
+    },
+    Rename {
+        old_dir: OwnedFd,
+        old: String,
+        new_dir: OwnedFd,
+        new: String,
+        flags: u32,
+    },
+    Chmod {
+        fd: OwnedFd,
+        mode: u32,
+    },
+    Connect {
+        sock: OwnedFd,
+        addr: Vec<u8>,
+    },
+    Bind {
+        sock: OwnedFd,
+        addr: Vec<u8>,
+    },
+    Listen {
+        sock: OwnedFd,
+        backlog: i32,
+    },
+}
+
+/// The rights of a workload's thread, for an emulated call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// The supervisor's own rights, which do not change: read once.
+struct Ours {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    /// CAP_SETUID and CAP_SETGID are effective: a thread can take another's ids.
+    can_switch: bool,
+}
+
+/// Where an emulated call's answer goes: the listener and the notification
+/// id, and the journal slot to free once it is answered.
+pub struct Reply {
+    pub listener: Arc<super::Listener>,
+    pub id: u64,
+    pub pending: Option<Pending>,
+}
+
+impl Reply {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.listener.fd.as_fd()
+    }
+
+    /// Answers with an errno (0: success, return value 0).
+    pub fn errno(&self, error: i32) {
+        respond(self.fd(), self.id, 0, error, 0);
+    }
+
+    /// Answers with the result of a call that returns nothing.
+    pub fn result(&self, r: io::Result<()>) {
+        match r {
+            Ok(()) => self.errno(0),
+            Err(e) => self.errno(e.raw_os_error().unwrap_or(libc::EPERM)),
+        }
+    }
+
+    /// Installs `fd` in the target and answers with its number, in one step
+    /// (SECCOMP_ADDFD_FLAG_SEND); or answers with the error that made it.
+    fn install(&self, r: io::Result<OwnedFd>, cloexec: bool) {
+        match r {
+            Ok(fd) => {
+                if let Err(e) = sys::notif_addfd(self.fd(), self.id, fd.as_fd(), cloexec, true) {
+                    // ENOENT: the task was interrupted or died meanwhile.
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        self.errno(e.raw_os_error().unwrap_or(libc::EMFILE));
+                    }
+                }
+            }
+            Err(e) => self.errno(e.raw_os_error().unwrap_or(libc::EACCES)),
+        }
+    }
+}
+
+/// Sends one answer. ENOENT (the task was interrupted or died) is not ours to handle.
+pub fn respond(listener: BorrowedFd<'_>, id: u64, val: i64, error: i32, flags: u32) {
+    let resp = sys::seccomp_notif_resp {
+        id,
+        val,
+        error: -error,
+        flags,
+    };
+    let _ = sys::notif_send(listener, &resp);
+}
+
+/// Threads that answer blocking connects (a connect can take minutes): idle
+/// workers are reused, and a new one starts only when none is idle, so a slow
+/// peer never holds up another connect, and a fast one costs no thread start.
+type Job = Box<dyn FnOnce() + Send>;
+
+struct ConnectPool {
+    jobs: Mutex<Sender<Job>>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    idle: Arc<AtomicUsize>,
+}
+
+impl ConnectPool {
+    fn new() -> ConnectPool {
+        let (tx, rx) = mpsc::channel();
+        ConnectPool {
+            jobs: Mutex::new(tx),
+            queue: Arc::new(Mutex::new(rx)),
+            idle: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn run(&self, job: Job) {
+        if self.idle.load(Ordering::Acquire) == 0 {
+            let (queue, idle) = (Arc::clone(&self.queue), Arc::clone(&self.idle));
+            let _ = std::thread::Builder::new()
+                .name("nfguard-connect".into())
+                .spawn(move || loop {
+                    idle.fetch_add(1, Ordering::AcqRel);
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    idle.fetch_sub(1, Ordering::AcqRel);
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+        }
+        let tx = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = tx.send(job);
+    }
+}
+
+/// What emulation keeps between calls: the supervisor's own rights, whether
+/// `PIDFD_GET_INFO` works here, and the connect workers. One per supervisor
+/// (owned by `Shared`), so two supervisors can run in one process.
+pub struct Emulator {
+    ours: OnceLock<Ours>,
+    no_pidfd_info: AtomicBool,
+    said_cannot_switch: AtomicBool,
+    pool: ConnectPool,
+}
+
+impl Default for Emulator {
+    fn default() -> Self {
+        Emulator {
+            ours: OnceLock::new(),
+            no_pidfd_info: AtomicBool::new(false),
+            said_cannot_switch: AtomicBool::new(false),
+            pool: ConnectPool::new(),
+        }
+    }
+}
+
+impl Emulator {
+    fn ours(&self) -> &Ours {
+        self.ours.get_or_init(|| {
+            // CAP_SETGID is capability 6, CAP_SETUID 7 (linux/capability.h).
+            let caps = (1u64 << 6) | (1u64 << 7);
+            match procfs::read_status(std::process::id() as i32) {
+                Some(s) => Ours {
+                    uid: s.uid[3],
+                    gid: s.gid[3],
+                    groups: s.groups,
+                    can_switch: s.cap_eff & caps == caps,
+                },
+                // Unknown: compare against ids no task has, and never switch, so
+                // every emulated call for another user is refused.
+                None => Ours {
+                    uid: u32::MAX,
+                    gid: u32::MAX,
+                    groups: Vec::new(),
+                    can_switch: false,
+                },
+            }
+        })
+    }
+
+    /// The rights an emulated call must run with, when they are not ours: the
+    /// calling thread's fsuid, fsgid and supplementary groups. An error when
+    /// they cannot be read, or differ from ours and we cannot switch: the call
+    /// must then not be made with our rights.
+    pub fn creds_for(&self, target: &Target<'_>) -> io::Result<Option<Creds>> {
+        let ours = self.ours();
+        // PIDFD_GET_INFO (linux 6.13) gives the ids without formatting all of
+        // /proc/<tid>/status, which costs more than the rest of the call; the
+        // common case (the sidecar runs with the NF's uid and gid) stops here.
+        if !self.no_pidfd_info.load(Ordering::Relaxed) {
+            let ids = target
+                .pidfd()
+                .map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))
+                .and_then(sys::pidfd_fs_ids);
+            match ids {
+                Ok(ids) if ids == (ours.uid, ours.gid) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(e),
+                Err(_) => self.no_pidfd_info.store(true, Ordering::Relaxed),
+            }
+        }
+        let st = target
+            .status()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+        let (uid, gid) = (st.uid[3], st.gid[3]);
+        if (uid, gid) == (ours.uid, ours.gid) {
+            return Ok(None);
+        }
+        if !ours.can_switch {
+            if !self.said_cannot_switch.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "nfguard: the workload runs as uid {uid} gid {gid} and the supervisor as uid {} gid {} without CAP_SETUID and CAP_SETGID: allowed writes, creates, unlinks and binds are refused in enforce mode rather than made with the supervisor's rights; run the sidecar with the workload's runAsUser and runAsGroup",
+                    ours.uid, ours.gid
+                );
+            }
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(Some(Creds {
+            uid,
+            gid,
+            groups: st.groups.clone(),
+        }))
+    }
+
+    /// Runs `f` on this thread with the rights `creds` says (ours when None),
+    /// then takes ours back. The raw syscalls change this thread only.
+    pub fn with_creds<T>(
+        &self,
+        creds: io::Result<Option<Creds>>,
+        f: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        let Some(c) = creds? else {
+            return f();
+        };
+        let ours = self.ours();
+        sys::set_thread_groups(&c.groups)?;
+        sys::set_thread_fs_ids(c.uid, c.gid);
+        let r = f();
+        sys::set_thread_fs_ids(ours.uid, ours.gid);
+        if let Err(e) = sys::set_thread_groups(&ours.groups) {
+            // Left with the workload's groups, this thread has less, not more.
+            eprintln!("nfguard: restoring the supervisor's groups failed: {e}");
+        }
+        r
+    }
+
+    /// Makes the call and answers the notification.
+    pub fn perform(&self, em: Emulation, target: &Target<'_>, reply: Reply) {
+        let creds = || self.creds_for(target);
+        match em {
+            Emulation::Reopen {
+                fd,
+                flags,
+                truncate_to,
+            } => {
+                let r = self.with_creds(creds(), || resolve::reopen(&fd, flags));
+                match truncate_to {
+                    Some(len) => reply.result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
+                    None => reply.install(r, flags & libc::O_CLOEXEC != 0),
+                }
+            }
+            Emulation::Create {
+                dir,
+                name,
+                flags,
+                mode,
+            } => {
+                let r = self.with_creds(creds(), || resolve::create_in(&dir, &name, flags, mode));
+                reply.install(r, flags & libc::O_CLOEXEC != 0)
+            }
+            Emulation::Unlink { dir, name, flags } => {
+                reply.result(self.with_creds(creds(), || {
+                    sys::unlinkat(dir.as_fd(), &resolve::cstring(&name)?, flags)
+                }))
+            }
+            Emulation::Rename {
+                old_dir,
+                old,
+                new_dir,
+                new,
+                flags,
+            } => reply.result(self.with_creds(creds(), || {
+                sys::renameat2(
+                    old_dir.as_fd(),
+                    &resolve::cstring(&old)?,
+                    new_dir.as_fd(),
+                    &resolve::cstring(&new)?,
+                    flags,
+                )
+            })),
+            Emulation::Chmod { fd, mode } => reply.result(self.with_creds(creds(), || {
+                let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                sys::fchmodat(sys::cwd(), &resolve::cstring(&path)?, mode)
+            })),
+            Emulation::Connect { sock, addr } => {
+                let blocking =
+                    sys::get_status_flags(sock.as_fd()).map(|f| f & libc::O_NONBLOCK == 0);
+                if blocking.unwrap_or(true) {
+                    // A blocking connect can take minutes (SYN retries): answer
+                    // from its own thread so other notifications are not held up.
+                    self.pool.run(Box::new(move || {
+                        reply.result(sys::connect_raw(sock.as_fd(), &addr));
+                    }));
+                } else {
+                    reply.result(sys::connect_raw(sock.as_fd(), &addr))
+                }
+            }
+            Emulation::Bind { sock, addr } => {
+                reply.result(self.with_creds(creds(), || sys::bind_raw(sock.as_fd(), &addr)))
+            }
+            Emulation::Listen { sock, backlog } => reply.result(sys::listen(sock.as_fd(), backlog)),
+        }
+    }
+}
