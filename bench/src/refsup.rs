@@ -82,7 +82,7 @@ pub fn run(argv: &[CString], stdout: Option<OwnedFd>, answer: Answer) -> io::Res
             Err(_) => return sys::exit_now(125),
         };
         // sendmsg and close are not notified by the filter, so the child
-        // cannot wait on its own listener here (ARCHITECTURE.md, fact 7).
+        // cannot wait on its own listener here (docs/architecture.md, fact 7).
         if !sys::send_fd_raw(theirs_fd, listener.as_raw_fd()) {
             return sys::exit_now(125);
         }

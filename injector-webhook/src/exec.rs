@@ -2,7 +2,7 @@
 //! on a pod that nfguard protects.
 //!
 //! Why: a process started by `kubectl exec` is created by the runtime (`runc exec`), not by the
-//! launcher, so it does not carry the launcher's seccomp filter (ARCHITECTURE.md, fact 1). The
+//! launcher, so it does not carry the launcher's seccomp filter (docs/architecture.md, fact 1). The
 //! API server lets a mutating webhook see the exec before it happens (a CONNECT of
 //! `pods/exec` whose object is `PodExecOptions`) and change its `command`. The injector wraps
 //! it in the launcher already present in the container:

@@ -114,7 +114,7 @@ fn child_exec(to_keeper: Fd, bpf: &[libc::sock_filter], program: &CString, args:
         ),
     };
     // From here until execve, only syscalls the filter does not notify:
-    // sendmsg, close, exit (sidecar/src/filter.rs keeps it that way).
+    // sendmsg, close, exit (policy/src/lib.rs keeps it that way).
     if let Err(e) = sys::send_fd(&to_keeper, b"listener", listener.raw()) {
         fail(
             EXIT_SETUP,

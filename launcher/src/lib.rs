@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Why the keeper holds the listener: if the last fd of a listener closes,
-//! every notified syscall fails with ENOSYS (ARCHITECTURE.md, fact 6). The keeper
+//! every notified syscall fails with ENOSYS (docs/architecture.md, fact 6). The keeper
 //! outlives supervisor crashes, so those syscalls wait instead, and the
 //! restarted supervisor gets the same listener back.
 //!

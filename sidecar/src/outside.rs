@@ -1,7 +1,7 @@
 //! The exec-session watcher: every process in the pod that the launcher did not start.
 //!
 //! Why it exists: the launcher's seccomp filter is inherited only by its descendants
-//! (ARCHITECTURE.md, fact 1). `kubectl exec` without the injector's exec rule, exec probes run
+//! (docs/architecture.md, fact 1). `kubectl exec` without the injector's exec rule, exec probes run
 //! by the kubelet, `crictl exec` and debug containers are started by the runtime with parent
 //! pid 0 in the pod and run unfiltered. The sidecar shares the pod's PID namespace, so it
 //! sees them in /proc; this module finds them, reports them, learns them, and (enforce mode

@@ -2,7 +2,7 @@
 //! into fds the supervisor holds. Decisions are made on the *real* path of
 //! what those fds name, and enforce-mode emulation acts on the same fds, so a
 //! racing thread that rewrites the path string, swaps a symlink or changes the
-//! target's cwd after the check changes nothing (ARCHITECTURE.md, fact 4).
+//! target's cwd after the check changes nothing (docs/architecture.md, fact 4).
 //!
 //! Absolute symlinks resolve inside the target's root (`/proc/<pid>/root` with
 //! RESOLVE_IN_ROOT), so a link to `/etc/passwd` in a container names the

@@ -13,7 +13,7 @@ pub use libc::{seccomp_notif, seccomp_notif_resp, sock_filter};
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux 6.6): wake the supervisor on the
 /// CPU of the notifying task, and the task on the supervisor's CPU. Measured
-/// here: ~6 us a round trip instead of 40-54 us (ARCHITECTURE.md, fact 5).
+/// here: ~6 us a round trip instead of 40-54 us (docs/architecture.md, fact 5).
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 /// kcmp(2) types.
 pub const KCMP_FILES: i32 = 2;

@@ -3,7 +3,7 @@
 //! The kernel opens the program file inside execve (fs/exec.c, `do_open_execat` calls
 //! `fsnotify_open`), and for a script it opens the interpreter too (binfmt_script), so a
 //! watch on `/proc/<pid>/root/usr/bin` sees `which` run in that container even if it exits a
-//! millisecond later, with no privilege beyond reading the directory (ARCHITECTURE.md, fact
+//! millisecond later, with no privilege beyond reading the directory (docs/architecture.md, fact
 //! 1). Each event carries the name of the file opened (the file itself, after symlinks:
 //! `/usr/bin/which` opens `which.debianutils`, `/bin/sh` opens `dash`), which is what names a
 //! program whose process is gone before /proc is read. Watches through /proc/<pid>/root hold
