@@ -53,7 +53,10 @@ pub enum Action {
     Notify,
     /// Ask the supervisor only when `arg & mask != 0` (low 32 bits of the argument).
     NotifyIfArgMask { arg: u8, mask: u32 },
-    /// Refuse with this errno, without asking.
+    /// Ask the supervisor only when the argument (low 32 bits) is one of these.
+    NotifyIfArgIn { arg: u8, values: [u32; 2] },
+    /// Refuse with this errno, without asking: for calls a C library retries
+    /// another way (`clone3` -> `clone`), never for an action refused.
     Errno(u32),
 }
 
@@ -79,6 +82,38 @@ pub enum OpenFlags {
     How { how: u8, size: u8 },
 }
 
+/// What an xattr call names: a path (followed or not) or an fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrOf {
+    Path { path: u8, follow: bool },
+    Fd(u8),
+}
+
+/// Whom a signal call names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalTo {
+    /// `kill(pid, sig)`, `rt_sigqueueinfo(tgid, sig, info)`: a process, a
+    /// process group (0, -pgrp) or every process (-1).
+    Pid,
+    /// `tkill(tid, sig)`.
+    Tid,
+    /// `tgkill(tgid, tid, sig)`, `rt_tgsigqueueinfo(tgid, tid, sig, info)`.
+    TgidTid,
+    /// `pidfd_send_signal(pidfd, sig, info, flags)`.
+    Pidfd,
+}
+
+/// How a send names its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOf {
+    /// `sendto(fd, buf, len, flags, addr, addrlen)`.
+    To,
+    /// `sendmsg(fd, msg, flags)`.
+    Msg,
+    /// `sendmmsg(fd, msgvec, vlen, flags)`.
+    Mmsg,
+}
+
 /// How the supervisor reads a notified syscall's arguments: which register
 /// holds what. Pure data; `nfguard_sidecar::supervisor::decode` turns it and
 /// the registers into a typed call.
@@ -99,6 +134,9 @@ pub enum Decoder {
     Bind,
     /// `listen(fd, backlog)`.
     Listen,
+    /// A send with a destination of its own (notified for `MSG_FASTOPEN`,
+    /// which connects a TCP socket without `connect`).
+    Send(SendOf),
     /// The open family: a path, flags and (for creates) a mode.
     Open {
         dir: Dir,
@@ -112,6 +150,8 @@ pub enum Decoder {
         path: u8,
         flags: Option<u8>,
     },
+    /// `rmdir(path)`.
+    Rmdir { path: u8 },
     /// `rename`, `renameat`, `renameat2`.
     Rename {
         old_dir: Dir,
@@ -119,6 +159,25 @@ pub enum Decoder {
         new_dir: Dir,
         new: u8,
         flags: Option<u8>,
+    },
+    /// `link(old, new)`, `linkat(olddirfd, old, newdirfd, new, flags)`.
+    Link {
+        old_dir: Dir,
+        old: u8,
+        new_dir: Dir,
+        new: u8,
+        flags: Option<u8>,
+    },
+    /// `symlink(target, path)`, `symlinkat(target, dirfd, path)`.
+    Symlink { target: u8, dir: Dir, path: u8 },
+    /// `mkdir(path, mode)`, `mkdirat(dirfd, path, mode)`.
+    Mkdir { dir: Dir, path: u8, mode: u8 },
+    /// `mknod(path, mode, dev)`, `mknodat(dirfd, path, mode, dev)`.
+    Mknod {
+        dir: Dir,
+        path: u8,
+        mode: u8,
+        dev: u8,
     },
     /// `chmod`, `fchmodat`, `fchmodat2` (whose flags may say AT_SYMLINK_NOFOLLOW).
     Chmod {
@@ -129,9 +188,28 @@ pub enum Decoder {
     },
     /// `fchmod(fd, mode)`.
     Fchmod { fd: u8, mode: u8 },
+    /// `setxattr` and `removexattr` and their `l` and `f` forms: `value` and
+    /// `size` for a set, `None` for a removal.
+    Xattr {
+        of: XattrOf,
+        name: u8,
+        value: Option<(u8, u8)>,
+        flags: Option<u8>,
+    },
     /// `ptrace`, `process_vm_writev`: never learned; arguments are registers.
     Debug,
-    /// Refused by the filter itself: never reaches the supervisor.
+    /// A signal: allowed unless it reaches nfguard's own processes.
+    Signal(SignalTo),
+    /// `fcntl(fd, F_SETOWN | F_SETOWN_EX, arg)` and `ioctl(fd, FIOSETOWN |
+    /// SIOCSPGRP, &pid)`: who gets the fd's SIGIO (a signal of any number,
+    /// with F_SETSIG); allowed unless it names nfguard's own processes.
+    SetOwner { ioctl: bool },
+    /// Refused in every mode, with an event: what a workload has no business
+    /// doing under nfguard (new namespaces, mounts, io_uring). The rule's
+    /// `why` is the event's reason.
+    Forbidden,
+    /// Refused by the filter itself with an errno a C library falls back
+    /// from: never reaches the supervisor.
     Refused,
 }
 
@@ -171,6 +249,30 @@ const fn notify_if(
     }
 }
 
+const fn notify_in(
+    nr: i64,
+    name: &'static str,
+    (arg, values): (u8, [u32; 2]),
+    decoder: Decoder,
+    why: &'static str,
+) -> Rule {
+    Rule {
+        nr,
+        name,
+        action: Action::NotifyIfArgIn { arg, values },
+        decoder,
+        why,
+    }
+}
+
+const fn forbid(nr: i64, name: &'static str, why: &'static str) -> Rule {
+    notify(nr, name, Decoder::Forbidden, why)
+}
+
+const fn forbid_if(nr: i64, name: &'static str, arg_mask: (u8, u32), why: &'static str) -> Rule {
+    notify_if(nr, name, arg_mask, Decoder::Forbidden, why)
+}
+
 const fn refuse(nr: i64, name: &'static str, errno: i32, why: &'static str) -> Rule {
     Rule {
         nr,
@@ -184,14 +286,34 @@ const fn refuse(nr: i64, name: &'static str, errno: i32, why: &'static str) -> R
 use Decoder as D;
 use Dir::{Arg, Cwd};
 
-/// The policy, x86_64 numbers.
-///
-/// Order matters for speed only: the dispatch is a chain of comparisons, so the
-/// calls a workload makes most (every open, read-only ones included, has to pass
-/// the flags test) come first. The benchmark measured it: a read-only open costs
-/// about one point less over native with `openat` first than tenth.
+/// The namespace flags of `clone` (`CLONE_NEWTIME` shares its bit with the
+/// exit signal there) and of `unshare`.
+pub const CLONE_NEW_MASK: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u32;
+pub const UNSHARE_NEW_MASK: u32 = CLONE_NEW_MASK | 0x80; // CLONE_NEWTIME
+/// `fcntl`'s F_SETOWN_EX (linux/fcntl.h), which libc does not name.
+pub const F_SETOWN_EX: u32 = 15;
+/// `ioctl` requests that set who gets an fd's SIGIO.
+pub const FIOSETOWN: u32 = 0x8901;
+pub const SIOCSPGRP: u32 = 0x8902;
+
+/// Syscalls libc does not name yet (x86_64 numbers, include/uapi/asm-generic
+/// and arch/x86/entry/syscalls/syscall_64.tbl).
+pub mod nr {
+    pub const SETXATTRAT: i64 = 463;
+    pub const REMOVEXATTRAT: i64 = 466;
+    pub const OPEN_TREE_ATTR: i64 = 467;
+}
+
+/// The policy, x86_64 numbers. The dispatch is a binary search over the
+/// numbers (see [`compile`]), so the order here is for reading only.
 pub const RULES: &[Rule] = &[
-    // Filesystem: only opens that can change a file. First: the most frequent.
+    // Filesystem: opens that can change a file (read-only opens stay in the kernel).
     notify_if(
         libc::SYS_openat,
         "openat",
@@ -216,67 +338,6 @@ pub const RULES: &[Rule] = &[
         },
         "opens for write, create, truncate",
     ),
-    // Processes.
-    notify(
-        libc::SYS_execve,
-        "execve",
-        D::Exec {
-            dir: Cwd,
-            path: 0,
-            argv: 1,
-            flags: None,
-        },
-        "every program the workload runs",
-    ),
-    notify(
-        libc::SYS_execveat,
-        "execveat",
-        D::Exec {
-            dir: Arg(0),
-            path: 1,
-            argv: 2,
-            flags: Some(4),
-        },
-        "same, including fileless exec of a memfd (AT_EMPTY_PATH)",
-    ),
-    notify(
-        libc::SYS_ptrace,
-        "ptrace",
-        D::Debug,
-        "a tracer can rewrite another process's memory and registers",
-    ),
-    notify(
-        libc::SYS_process_vm_writev,
-        "process_vm_writev",
-        D::Debug,
-        "writes another process's memory",
-    ),
-    // Network.
-    notify(
-        libc::SYS_socket,
-        "socket",
-        D::Socket,
-        "family, type and protocol: raw and packet sockets matter",
-    ),
-    notify(
-        libc::SYS_connect,
-        "connect",
-        D::Connect,
-        "outbound peers (TCP, and UDP destinations fixed by connect)",
-    ),
-    notify(
-        libc::SYS_bind,
-        "bind",
-        D::Bind,
-        "ports and unix paths the workload serves on",
-    ),
-    notify(
-        libc::SYS_listen,
-        "listen",
-        D::Listen,
-        "the port a stream socket starts accepting on",
-    ),
-    // Filesystem: the other calls that change files.
     notify(
         libc::SYS_openat2,
         "openat2",
@@ -310,6 +371,7 @@ pub const RULES: &[Rule] = &[
         },
         "changes a file by path",
     ),
+    // Filesystem: names made, removed, moved.
     notify(
         libc::SYS_unlink,
         "unlink",
@@ -329,6 +391,12 @@ pub const RULES: &[Rule] = &[
             flags: Some(2),
         },
         "removes a file or directory",
+    ),
+    notify(
+        libc::SYS_rmdir,
+        "rmdir",
+        D::Rmdir { path: 0 },
+        "removes a directory",
     ),
     notify(
         libc::SYS_rename,
@@ -366,6 +434,93 @@ pub const RULES: &[Rule] = &[
         },
         "replaces or moves a file",
     ),
+    notify(
+        libc::SYS_link,
+        "link",
+        D::Link {
+            old_dir: Cwd,
+            old: 0,
+            new_dir: Cwd,
+            new: 1,
+            flags: None,
+        },
+        "a new name for a file",
+    ),
+    notify(
+        libc::SYS_linkat,
+        "linkat",
+        D::Link {
+            old_dir: Arg(0),
+            old: 1,
+            new_dir: Arg(2),
+            new: 3,
+            flags: Some(4),
+        },
+        "a new name for a file, an O_TMPFILE file linked into place",
+    ),
+    notify(
+        libc::SYS_symlink,
+        "symlink",
+        D::Symlink {
+            target: 0,
+            dir: Cwd,
+            path: 1,
+        },
+        "a new name pointing anywhere",
+    ),
+    notify(
+        libc::SYS_symlinkat,
+        "symlinkat",
+        D::Symlink {
+            target: 0,
+            dir: Arg(1),
+            path: 2,
+        },
+        "a new name pointing anywhere",
+    ),
+    notify(
+        libc::SYS_mkdir,
+        "mkdir",
+        D::Mkdir {
+            dir: Cwd,
+            path: 0,
+            mode: 1,
+        },
+        "makes a directory",
+    ),
+    notify(
+        libc::SYS_mkdirat,
+        "mkdirat",
+        D::Mkdir {
+            dir: Arg(0),
+            path: 1,
+            mode: 2,
+        },
+        "makes a directory",
+    ),
+    notify(
+        libc::SYS_mknod,
+        "mknod",
+        D::Mknod {
+            dir: Cwd,
+            path: 0,
+            mode: 1,
+            dev: 2,
+        },
+        "makes a FIFO, socket or device node",
+    ),
+    notify(
+        libc::SYS_mknodat,
+        "mknodat",
+        D::Mknod {
+            dir: Arg(0),
+            path: 1,
+            mode: 2,
+            dev: 3,
+        },
+        "makes a FIFO, socket or device node",
+    ),
+    // Filesystem: modes and attributes.
     notify_if(
         libc::SYS_chmod,
         "chmod",
@@ -409,30 +564,296 @@ pub const RULES: &[Rule] = &[
         },
         "making a file executable (linux 6.6)",
     ),
-    // Refused outright.
+    notify(
+        libc::SYS_setxattr,
+        "setxattr",
+        D::Xattr {
+            of: XattrOf::Path {
+                path: 0,
+                follow: true,
+            },
+            name: 1,
+            value: Some((2, 3)),
+            flags: Some(4),
+        },
+        "extended attributes: ACLs (execute without chmod), capabilities",
+    ),
+    notify(
+        libc::SYS_lsetxattr,
+        "lsetxattr",
+        D::Xattr {
+            of: XattrOf::Path {
+                path: 0,
+                follow: false,
+            },
+            name: 1,
+            value: Some((2, 3)),
+            flags: Some(4),
+        },
+        "extended attributes: ACLs (execute without chmod), capabilities",
+    ),
+    notify(
+        libc::SYS_fsetxattr,
+        "fsetxattr",
+        D::Xattr {
+            of: XattrOf::Fd(0),
+            name: 1,
+            value: Some((2, 3)),
+            flags: Some(4),
+        },
+        "extended attributes: ACLs (execute without chmod), capabilities",
+    ),
+    notify(
+        libc::SYS_removexattr,
+        "removexattr",
+        D::Xattr {
+            of: XattrOf::Path {
+                path: 0,
+                follow: true,
+            },
+            name: 1,
+            value: None,
+            flags: None,
+        },
+        "removing an ACL widens access",
+    ),
+    notify(
+        libc::SYS_lremovexattr,
+        "lremovexattr",
+        D::Xattr {
+            of: XattrOf::Path {
+                path: 0,
+                follow: false,
+            },
+            name: 1,
+            value: None,
+            flags: None,
+        },
+        "removing an ACL widens access",
+    ),
+    notify(
+        libc::SYS_fremovexattr,
+        "fremovexattr",
+        D::Xattr {
+            of: XattrOf::Fd(0),
+            name: 1,
+            value: None,
+            flags: None,
+        },
+        "removing an ACL widens access",
+    ),
     refuse(
+        nr::SETXATTRAT,
+        "setxattrat",
+        libc::ENOSYS,
+        "linux 6.13's xattr calls keep their arguments in a struct: ENOSYS, and callers use setxattr",
+    ),
+    refuse(
+        nr::REMOVEXATTRAT,
+        "removexattrat",
+        libc::ENOSYS,
+        "as setxattrat: callers use removexattr",
+    ),
+    forbid(
+        libc::SYS_open_by_handle_at,
+        "open_by_handle_at",
+        "opens a file by handle, past every path and directory permission",
+    ),
+    // Processes.
+    notify(
+        libc::SYS_execve,
+        "execve",
+        D::Exec {
+            dir: Cwd,
+            path: 0,
+            argv: 1,
+            flags: None,
+        },
+        "every program the workload runs",
+    ),
+    notify(
+        libc::SYS_execveat,
+        "execveat",
+        D::Exec {
+            dir: Arg(0),
+            path: 1,
+            argv: 2,
+            flags: Some(4),
+        },
+        "same, including fileless exec of a memfd (AT_EMPTY_PATH)",
+    ),
+    notify(
+        libc::SYS_ptrace,
+        "ptrace",
+        D::Debug,
+        "a tracer can rewrite another process's memory and registers",
+    ),
+    notify(
+        libc::SYS_process_vm_writev,
+        "process_vm_writev",
+        D::Debug,
+        "writes another process's memory",
+    ),
+    forbid_if(
+        libc::SYS_clone,
+        "clone",
+        (0, CLONE_NEW_MASK),
+        "new namespaces: a private mount table hides binds over learned paths",
+    ),
+    refuse(
+        libc::SYS_clone3,
+        "clone3",
+        libc::ENOSYS,
+        "its flags live in a struct the BPF program cannot read: ENOSYS, and glibc falls back to clone, whose flags it can",
+    ),
+    forbid_if(
+        libc::SYS_unshare,
+        "unshare",
+        (0, UNSHARE_NEW_MASK),
+        "new namespaces: a private mount table hides binds over learned paths",
+    ),
+    forbid(
+        libc::SYS_setns,
+        "setns",
+        "entering another namespace leaves the model's view of the container",
+    ),
+    // Mounts: a bind over a learned path runs or writes what the model never saw.
+    forbid(libc::SYS_mount, "mount", "mounts change what every path names"),
+    forbid(libc::SYS_umount2, "umount2", "mounts change what every path names"),
+    forbid(libc::SYS_pivot_root, "pivot_root", "changes the root of the mount table"),
+    forbid(libc::SYS_move_mount, "move_mount", "mounts change what every path names"),
+    forbid(libc::SYS_open_tree, "open_tree", "detached mounts, for move_mount"),
+    forbid(nr::OPEN_TREE_ATTR, "open_tree_attr", "detached mounts, for move_mount"),
+    forbid(libc::SYS_fsopen, "fsopen", "a new filesystem to mount"),
+    forbid(libc::SYS_fsconfig, "fsconfig", "a new filesystem to mount"),
+    forbid(libc::SYS_fsmount, "fsmount", "a new filesystem to mount"),
+    forbid(libc::SYS_fspick, "fspick", "reconfigures a mounted filesystem"),
+    forbid(
+        libc::SYS_mount_setattr,
+        "mount_setattr",
+        "changes a mount's flags (read-only, noexec)",
+    ),
+    // Signals: allowed, unless they reach nfguard's own processes.
+    notify(
+        libc::SYS_kill,
+        "kill",
+        D::Signal(SignalTo::Pid),
+        "signals to nfguard's processes, their groups, or everyone",
+    ),
+    notify(
+        libc::SYS_tkill,
+        "tkill",
+        D::Signal(SignalTo::Tid),
+        "signals to nfguard's threads",
+    ),
+    notify(
+        libc::SYS_tgkill,
+        "tgkill",
+        D::Signal(SignalTo::TgidTid),
+        "signals to nfguard's threads",
+    ),
+    notify(
+        libc::SYS_rt_sigqueueinfo,
+        "rt_sigqueueinfo",
+        D::Signal(SignalTo::Pid),
+        "signals to nfguard's processes",
+    ),
+    notify(
+        libc::SYS_rt_tgsigqueueinfo,
+        "rt_tgsigqueueinfo",
+        D::Signal(SignalTo::TgidTid),
+        "signals to nfguard's threads",
+    ),
+    notify(
+        libc::SYS_pidfd_send_signal,
+        "pidfd_send_signal",
+        D::Signal(SignalTo::Pidfd),
+        "signals to nfguard's processes",
+    ),
+    notify_in(
+        libc::SYS_fcntl,
+        "fcntl",
+        (1, [libc::F_SETOWN as u32, F_SETOWN_EX]),
+        D::SetOwner { ioctl: false },
+        "F_SETOWN: an fd's SIGIO, of any signal number, sent to a chosen process",
+    ),
+    notify_in(
+        libc::SYS_ioctl,
+        "ioctl",
+        (1, [FIOSETOWN, SIOCSPGRP]),
+        D::SetOwner { ioctl: true },
+        "FIOSETOWN, SIOCSPGRP: as F_SETOWN",
+    ),
+    // Network.
+    notify(
+        libc::SYS_socket,
+        "socket",
+        D::Socket,
+        "family, type and protocol: raw and packet sockets matter",
+    ),
+    notify(
+        libc::SYS_connect,
+        "connect",
+        D::Connect,
+        "outbound peers (TCP, and UDP destinations fixed by connect)",
+    ),
+    notify(
+        libc::SYS_bind,
+        "bind",
+        D::Bind,
+        "ports and unix paths the workload serves on",
+    ),
+    notify(
+        libc::SYS_listen,
+        "listen",
+        D::Listen,
+        "the port a stream socket starts accepting on",
+    ),
+    notify_if(
+        libc::SYS_sendto,
+        "sendto",
+        (3, libc::MSG_FASTOPEN as u32),
+        D::Send(SendOf::To),
+        "MSG_FASTOPEN connects a TCP socket without connect()",
+    ),
+    notify_if(
+        libc::SYS_sendmsg,
+        "sendmsg",
+        (2, libc::MSG_FASTOPEN as u32),
+        D::Send(SendOf::Msg),
+        "MSG_FASTOPEN connects a TCP socket without connect()",
+    ),
+    notify_if(
+        libc::SYS_sendmmsg,
+        "sendmmsg",
+        (3, libc::MSG_FASTOPEN as u32),
+        D::Send(SendOf::Mmsg),
+        "MSG_FASTOPEN connects a TCP socket without connect()",
+    ),
+    // io_uring submissions are not seen by seccomp at all.
+    forbid(
         libc::SYS_io_uring_setup,
         "io_uring_setup",
-        libc::EPERM,
         "io_uring submissions bypass seccomp",
     ),
-    refuse(
+    forbid(
         libc::SYS_io_uring_enter,
         "io_uring_enter",
-        libc::EPERM,
         "io_uring submissions bypass seccomp",
     ),
-    refuse(
+    forbid(
         libc::SYS_io_uring_register,
         "io_uring_register",
-        libc::EPERM,
         "io_uring submissions bypass seccomp",
     ),
 ];
 
 /// The rule for syscall `nr`, if the policy names it.
 pub fn rule(nr: i32) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.nr == i64::from(nr))
+    SORTED
+        .binary_search_by_key(&i64::from(nr), |r| r.nr)
+        .ok()
+        .map(|i| &SORTED[i])
 }
 
 /// The name of syscall `nr` if the policy names it.
@@ -474,36 +895,141 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-/// Instructions of one rule's body: 1 (notify, errno) or 4 (load the
-/// argument, `jset` the mask, notify, allow).
+/// Instructions of one rule's body, which always ends in a `ret`.
 const fn body_len(r: &Rule) -> usize {
     match r.action {
+        Action::Notify | Action::Errno(_) => 1,
+        // ld arg; jset mask; ret notify; ret allow
         Action::NotifyIfArgMask { .. } => 4,
-        _ => 1,
+        // ld arg; jeq a; jeq b; ret allow; ret notify
+        Action::NotifyIfArgIn { .. } => 5,
     }
 }
 
 /// The prologue: the architecture check and the x32 check.
 const PROLOGUE: usize = 6;
+/// Rules a leaf of the dispatch tree compares one by one.
+const LEAF: usize = 3;
 
-/// The length of the program `compile(rules)` makes.
-pub const fn program_len(rules: &[Rule]) -> usize {
-    let mut n = PROLOGUE + rules.len() + 1;
+/// [`RULES`] sorted by number, for the dispatch tree and [`rule`].
+pub static SORTED: [Rule; RULES.len()] = sorted(RULES);
+
+/// `rules` sorted by syscall number (an insertion sort: this runs at compile time).
+pub const fn sorted<const N: usize>(rules: &[Rule]) -> [Rule; N] {
+    assert!(N == rules.len(), "N must be rules.len()");
+    let mut out = [rules[0]; N];
     let mut i = 0;
-    while i < rules.len() {
-        n += body_len(&rules[i]);
+    while i < N {
+        out[i] = rules[i];
+        let mut j = i;
+        while j > 0 && out[j - 1].nr > out[j].nr {
+            let t = out[j - 1];
+            out[j - 1] = out[j];
+            out[j] = t;
+            j -= 1;
+        }
         i += 1;
     }
-    n
+    i = 1;
+    while i < N {
+        assert!(
+            out[i - 1].nr != out[i].nr,
+            "a syscall is in the policy twice"
+        );
+        i += 1;
+    }
+    out
 }
 
-/// Compiles `rules` into a BPF program of `N` instructions (`program_len(rules)`).
+/// Instructions of the dispatch (sub)tree over `sorted[lo..hi]`.
+const fn tree_len(sorted: &[Rule], lo: usize, hi: usize) -> usize {
+    if hi - lo <= LEAF {
+        // Each rule: jeq then its body inline; then `ret ALLOW` for every other number.
+        let mut n = 1;
+        let mut i = lo;
+        while i < hi {
+            n += 1 + body_len(&sorted[i]);
+            i += 1;
+        }
+        n
+    } else {
+        let mid = (lo + hi) / 2;
+        1 + tree_len(sorted, lo, mid) + tree_len(sorted, mid, hi)
+    }
+}
+
+/// Emits the dispatch (sub)tree over `sorted[lo..hi]` at `at`; returns where it ends.
 ///
-/// Layout: the architecture check, the x32 check, one `jeq` per rule jumping
-/// to that rule's body, `ret ALLOW`, then the bodies. A `const fn`, so a table
-/// whose jumps do not fit a BPF offset fails the build, not the launcher.
-pub const fn compile<const N: usize>(rules: &[Rule]) -> [sock_filter; N] {
-    assert!(N == program_len(rules), "N must be program_len(rules)");
+/// A node compares the number with the middle rule's (`jge`): below it, the
+/// left half follows at once; at or above it, the jump skips the left half.
+/// A leaf compares each of its rules (`jeq`, falling into that rule's body,
+/// which ends in `ret`, or skipping it), then allows. An unlisted syscall thus
+/// costs about log2(rules) comparisons, not one per rule.
+const fn emit<const N: usize>(
+    prog: &mut [sock_filter; N],
+    mut at: usize,
+    sorted: &[Rule],
+    lo: usize,
+    hi: usize,
+) -> usize {
+    if hi - lo <= LEAF {
+        let mut i = lo;
+        while i < hi {
+            let r = &sorted[i];
+            let body = body_len(r);
+            assert!(body <= u8::MAX as usize);
+            prog[at] = jump(BPF_JMP_JEQ_K, r.nr as u32, 0, body as u8);
+            at += 1;
+            match r.action {
+                Action::Notify => prog[at] = stmt(BPF_RET_K, RET_NOTIFY),
+                Action::Errno(e) => prog[at] = stmt(BPF_RET_K, ret_errno(e)),
+                Action::NotifyIfArgMask { arg, mask } => {
+                    prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
+                    prog[at + 1] = jump(BPF_JMP_JSET_K, mask, 0, 1);
+                    prog[at + 2] = stmt(BPF_RET_K, RET_NOTIFY);
+                    prog[at + 3] = stmt(BPF_RET_K, RET_ALLOW);
+                }
+                Action::NotifyIfArgIn { arg, values } => {
+                    prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
+                    prog[at + 1] = jump(BPF_JMP_JEQ_K, values[0], 2, 0);
+                    prog[at + 2] = jump(BPF_JMP_JEQ_K, values[1], 1, 0);
+                    prog[at + 3] = stmt(BPF_RET_K, RET_ALLOW);
+                    prog[at + 4] = stmt(BPF_RET_K, RET_NOTIFY);
+                }
+            }
+            at += body;
+            i += 1;
+        }
+        prog[at] = stmt(BPF_RET_K, RET_ALLOW);
+        at + 1
+    } else {
+        let mid = (lo + hi) / 2;
+        let left = tree_len(sorted, lo, mid);
+        assert!(
+            left <= u8::MAX as usize,
+            "BPF jump too long: split the tree further"
+        );
+        prog[at] = jump(BPF_JMP_JGE_K, sorted[mid].nr as u32, left as u8, 0);
+        let at = emit(prog, at + 1, sorted, lo, mid);
+        emit(prog, at, sorted, mid, hi)
+    }
+}
+
+/// The length of the program `compile(rules)` makes.
+pub const fn program_len<const R: usize>(rules: &[Rule]) -> usize {
+    let s = sorted::<R>(rules);
+    PROLOGUE + tree_len(&s, 0, R)
+}
+
+/// Compiles `rules` (`R` of them) into a BPF program of `N` instructions
+/// (`program_len::<R>(rules)`).
+///
+/// Layout: the architecture check, the x32 check, then the dispatch tree with
+/// each rule's body inline. A `const fn`, so a table whose jumps do not fit a
+/// BPF offset fails the build, not the launcher.
+pub const fn compile<const R: usize, const N: usize>(rules: &[Rule]) -> [sock_filter; N] {
+    assert!(N == program_len::<R>(rules), "N must be program_len(rules)");
+    let s = sorted::<R>(rules);
     let mut prog = [stmt(0, 0); N];
     prog[0] = stmt(BPF_LD_W_ABS, OFF_ARCH);
     // Foreign ABI: refuse (the supervisor decodes x86_64 numbers only).
@@ -512,43 +1038,16 @@ pub const fn compile<const N: usize>(rules: &[Rule]) -> [sock_filter; N] {
     prog[3] = stmt(BPF_LD_W_ABS, OFF_NR);
     prog[4] = jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, 0, 1);
     prog[5] = stmt(BPF_RET_K, ret_errno(libc::EPERM as u32));
-    // Dispatch: the jeq of rule i sits at PROLOGUE + i; the bodies start after
-    // all the jeqs and the final allow, at PROLOGUE + n + 1.
-    let n = rules.len();
-    let mut body = 0usize;
-    let mut i = 0;
-    while i < n {
-        let jt = n + 1 + body - (i + 1);
-        assert!(jt <= u8::MAX as usize, "BPF jump too long: too many rules");
-        prog[PROLOGUE + i] = jump(BPF_JMP_JEQ_K, rules[i].nr as u32, jt as u8, 0);
-        body += body_len(&rules[i]);
-        i += 1;
-    }
-    prog[PROLOGUE + n] = stmt(BPF_RET_K, RET_ALLOW);
-    let mut at = PROLOGUE + n + 1;
-    let mut i = 0;
-    while i < n {
-        match rules[i].action {
-            Action::Notify => prog[at] = stmt(BPF_RET_K, RET_NOTIFY),
-            Action::Errno(e) => prog[at] = stmt(BPF_RET_K, ret_errno(e)),
-            Action::NotifyIfArgMask { arg, mask } => {
-                prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
-                prog[at + 1] = jump(BPF_JMP_JSET_K, mask, 0, 1);
-                prog[at + 2] = stmt(BPF_RET_K, RET_NOTIFY);
-                prog[at + 3] = stmt(BPF_RET_K, RET_ALLOW);
-            }
-        }
-        at += body_len(&rules[i]);
-        i += 1;
-    }
+    let end = emit(&mut prog, PROLOGUE, &s, 0, R);
+    assert!(end == N);
     prog
 }
 
 /// The number of instructions of [`PROGRAM`].
-pub const PROGRAM_LEN: usize = program_len(RULES);
+pub const PROGRAM_LEN: usize = program_len::<{ RULES.len() }>(RULES);
 
 /// The program the launcher installs, compiled from [`RULES`] when this crate is.
-pub static PROGRAM: [sock_filter; PROGRAM_LEN] = compile(RULES);
+pub static PROGRAM: [sock_filter; PROGRAM_LEN] = compile::<{ RULES.len() }, PROGRAM_LEN>(RULES);
 
 #[cfg(test)]
 mod tests {
@@ -594,18 +1093,92 @@ mod tests {
             let want = match r.action {
                 Action::Notify => RET_NOTIFY,
                 Action::Errno(e) => ret_errno(e),
-                Action::NotifyIfArgMask { .. } => RET_ALLOW,
+                Action::NotifyIfArgMask { .. } | Action::NotifyIfArgIn { .. } => RET_ALLOW,
             };
             assert_eq!(got, want, "{}", r.name);
-            if let Action::NotifyIfArgMask { arg, mask } = r.action {
-                let mut args = [0u64; 6];
-                args[arg as usize] = u64::from(mask & mask.wrapping_neg()); // lowest bit of the mask
-                assert_eq!(
-                    run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
-                    RET_NOTIFY,
-                    "{}",
-                    r.name
-                );
+            let mut args = [0u64; 6];
+            match r.action {
+                Action::NotifyIfArgMask { arg, mask } => {
+                    // Each bit of the mask on its own notifies; a high half never does.
+                    for bit in 0..32 {
+                        if mask & (1 << bit) != 0 {
+                            args[arg as usize] = 1 << bit;
+                            assert_eq!(
+                                run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                                RET_NOTIFY,
+                                "{}",
+                                r.name
+                            );
+                        }
+                    }
+                    args[arg as usize] = u64::from(!mask) | (u64::from(mask) << 32);
+                    assert_eq!(
+                        run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                        RET_ALLOW,
+                        "{}",
+                        r.name
+                    );
+                }
+                Action::NotifyIfArgIn { arg, values } => {
+                    for v in values {
+                        args[arg as usize] = u64::from(v);
+                        assert_eq!(
+                            run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                            RET_NOTIFY,
+                            "{}",
+                            r.name
+                        );
+                    }
+                    args[arg as usize] = u64::from(values[0] + values[1] + 1);
+                    assert_eq!(
+                        run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                        RET_ALLOW,
+                        "{}",
+                        r.name
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn every_other_syscall_number_is_allowed_and_cheap_to_tell() {
+        // Unlisted numbers are allowed, however the tree splits them, and the
+        // dispatch takes a handful of comparisons, not one per rule.
+        let (mut most, listed) = (0, |nr: u32| RULES.iter().any(|r| r.nr as u32 == nr));
+        for nr in 0..1024u32 {
+            if listed(nr) {
+                continue;
+            }
+            assert_eq!(
+                run(&PROGRAM, AUDIT_ARCH_X86_64, nr, [u64::MAX; 6]),
+                RET_ALLOW,
+                "{nr}"
+            );
+            most = most.max(steps(&PROGRAM, nr));
+        }
+        assert!(most <= 16, "an unlisted syscall takes {most} instructions");
+    }
+
+    /// Instructions an unlisted syscall `nr` runs through.
+    fn steps(prog: &[sock_filter], nr: u32) -> usize {
+        let (mut pc, mut acc, mut n) = (0usize, 0u32, 0);
+        loop {
+            let ins = prog[pc];
+            pc += 1;
+            n += 1;
+            match ins.code {
+                BPF_LD_W_ABS => acc = if ins.k == 4 { AUDIT_ARCH_X86_64 } else { nr },
+                BPF_JMP_JEQ_K | BPF_JMP_JGE_K | BPF_JMP_JSET_K => {
+                    let taken = match ins.code {
+                        BPF_JMP_JEQ_K => acc == ins.k,
+                        BPF_JMP_JGE_K => acc >= ins.k,
+                        _ => acc & ins.k != 0,
+                    };
+                    pc += if taken { ins.jt } else { ins.jf } as usize;
+                }
+                _ => return n,
             }
         }
     }

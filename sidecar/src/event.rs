@@ -44,6 +44,9 @@ pub enum Kind {
     Unverifiable,
     /// The supervisor could not inspect the action.
     InternalError,
+    /// Refused in every mode: what a workload has no business doing under
+    /// nfguard (new namespaces, mounts, io_uring, reaching nfguard itself).
+    Forbidden,
 }
 
 /// Where the workload runs (empty on a plain host).
@@ -116,6 +119,12 @@ pub enum Op {
     Unlink,
     Rename,
     Chmod,
+    Link,
+    Symlink,
+    Mkdir,
+    Mknod,
+    Setxattr,
+    Send,
 }
 
 impl Op {
@@ -130,6 +139,12 @@ impl Op {
             Op::Unlink => "unlink",
             Op::Rename => "rename",
             Op::Chmod => "chmod",
+            Op::Link => "link",
+            Op::Symlink => "symlink",
+            Op::Mkdir => "mkdir",
+            Op::Mknod => "mknod",
+            Op::Setxattr => "setxattr",
+            Op::Send => "send",
         }
     }
 }

@@ -10,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
     pub name: String,
+    /// The thread group (process) of the task.
+    pub tgid: i32,
     pub ppid: i32,
     /// real, effective, saved, filesystem
     pub uid: [u32; 4],
@@ -40,6 +42,7 @@ pub fn parse_status(text: &str) -> Option<Status> {
         let value = value.trim();
         match key {
             "Name" => s.name = value.to_string(),
+            "Tgid" => s.tgid = value.parse().ok()?,
             "PPid" => s.ppid = value.parse().ok()?,
             "Uid" => {
                 s.uid = ids(value)?;
@@ -69,6 +72,17 @@ pub fn parse_stat(text: &str) -> Option<(i32, u64)> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After ')': state(3) ppid(4) ... starttime(22) => indexes 0, 1, 19.
     Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// The process group in /proc/<pid>/stat (field 5, counted from the last ')').
+pub fn parse_pgrp(text: &str) -> Option<i32> {
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The process group of `pid`.
+pub fn read_pgrp(pid: i32) -> Option<i32> {
+    parse_pgrp(&read_small(&format!("/proc/{pid}/stat"))?)
 }
 
 /// Splits /proc/<pid>/cmdline into arguments.
@@ -177,6 +191,7 @@ mod tests {
         let s = parse_status(STATUS).unwrap();
         assert_eq!(s.name, "osmo-hlr");
         assert_eq!(s.ppid, 4200);
+        assert_eq!(s.tgid, 4242);
         assert_eq!(s.uid, [1000, 1000, 1000, 1001]);
         assert_eq!(s.gid[3], 100);
         assert_eq!(s.groups, vec![100]);
@@ -223,6 +238,7 @@ mod tests {
     fn stat_survives_a_command_name_with_parentheses_and_spaces() {
         let text = "77 (a) b (c) S 12 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
         assert_eq!(parse_stat(text), Some((12, 987654)));
+        assert_eq!(parse_pgrp(text), Some(77));
         assert_eq!(parse_stat("garbage"), None);
     }
 

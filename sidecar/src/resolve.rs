@@ -209,6 +209,311 @@ pub fn resolve_parent(root: &Root, path: &str) -> io::Result<(OwnedFd, String, S
     Ok((dir, real, name.to_string()))
 }
 
+/// The task a path is resolved for: whose `/proc/self` it names, and which
+/// processes are nfguard's own (their /proc entries are never the target's to use).
+pub struct Task<'a> {
+    /// The process (thread group) of the calling thread, in the PID namespace
+    /// the target's /proc shows (the supervisor's: nfguard shares it, fact 2).
+    pub tgid: i32,
+    pub tid: i32,
+    pub is_nfguard: &'a dyn Fn(i32) -> bool,
+}
+
+/// Why a path was not resolved.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// What the kernel would say for this path (or our own failure).
+    Io(io::Error),
+    /// A path nfguard will not follow for the task: this errno, and why.
+    Refused(i32, String),
+}
+
+impl From<io::Error> for ResolveError {
+    fn from(e: io::Error) -> Self {
+        ResolveError::Io(e)
+    }
+}
+
+/// `/proc/self` and `/proc/thread-self` at the start of `path`, as the task's
+/// own entries (`/proc/<tgid>`, `/proc/<tgid>/task/<tid>`): resolved by the
+/// supervisor they would name the supervisor's.
+pub fn own_proc(path: &str, task: &Task<'_>) -> Option<String> {
+    for (name, with) in [
+        ("/proc/self", format!("/proc/{}", task.tgid)),
+        (
+            "/proc/thread-self",
+            format!("/proc/{}/task/{}", task.tgid, task.tid),
+        ),
+    ] {
+        if let Some(rest) = path.strip_prefix(name) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Some(format!("{with}{rest}"));
+            }
+        }
+    }
+    None
+}
+
+/// The pid of `/proc/<pid>/...` in a real path, if it is one.
+fn proc_pid(real: &str) -> Option<i32> {
+    real.strip_prefix("/proc/")?.split('/').next()?.parse().ok()
+}
+
+/// Resolves `path` (absolute in the target's view) for `task`, as the kernel
+/// would for it: `/proc/self` is the task's, a /proc magic link of the task
+/// (`/proc/self/fd/3`, `/dev/stdout`) names the task's own open file, and a
+/// magic link of any other process, or an entry of nfguard's own processes,
+/// is refused.
+///
+/// The common path is one `openat2` (RESOLVE_IN_ROOT, no magic links); only a
+/// path that meets a magic link (ELOOP there) or lands in nfguard's own /proc
+/// takes the walk of [`walk`], component by component.
+pub fn resolve_for(
+    root: &Root,
+    path: &str,
+    follow: bool,
+    task: &Task<'_>,
+) -> Result<Resolved, ResolveError> {
+    let path = own_proc(path, task).unwrap_or_else(|| path.to_string());
+    match resolve(root, &path, follow) {
+        Ok(r) => match proc_pid(r.real()) {
+            Some(p) if p == std::process::id() as i32 || (task.is_nfguard)(p) => {
+                walk(root, &path, follow, task)
+            }
+            _ => Ok(r),
+        },
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => walk(root, &path, follow, task),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The parent of `path` resolved for `task` (see [`resolve_for`]), and the
+/// final name kept as it is.
+pub fn resolve_parent_for(
+    root: &Root,
+    path: &str,
+    task: &Task<'_>,
+) -> Result<(OwnedFd, String, String), ResolveError> {
+    let path = own_proc(path, task).unwrap_or_else(|| path.to_string());
+    let (dir_path, name) = split_parent(&path);
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL).into());
+    }
+    match resolve_for(root, dir_path, true, task)? {
+        Resolved::Existing { fd, real } => {
+            let real = format!("{}/{name}", real.trim_end_matches('/'));
+            Ok((fd, real, name.to_string()))
+        }
+        Resolved::Missing { .. } => Err(io::Error::from_raw_os_error(libc::ENOENT).into()),
+    }
+}
+
+/// A /proc magic link, by where it sits.
+#[derive(Debug, PartialEq, Eq)]
+enum Magic {
+    /// `/proc/<pid>[/task/<tid>]/fd/<n>`: thread `tid`'s fd `n`.
+    Fd { pid: i32, tid: i32, fd: i32 },
+    /// `/proc/<pid>[/task/<tid>]/{cwd,root,exe}`.
+    Named { pid: i32, tid: i32, name: String },
+    /// Any other (`map_files`, `ns`), or a malformed one.
+    Other { pid: i32 },
+}
+
+/// Which magic link `comps` (a path in a procfs, from its root: `[pid, ...]`)
+/// is, if any. Only per-process entries are magic; `/proc/mounts` and
+/// `/proc/net` are plain symlinks into `self`.
+fn magic(comps: &[&str]) -> Option<Magic> {
+    let pid: i32 = comps.first()?.parse().ok()?;
+    let (tid, rest) = match comps.get(1..)? {
+        ["task", t, rest @ ..] => (t.parse().ok()?, rest),
+        rest => (pid, rest),
+    };
+    match rest {
+        [name] if matches!(*name, "cwd" | "root" | "exe") => Some(Magic::Named {
+            pid,
+            tid,
+            name: name.to_string(),
+        }),
+        ["fd", n] => Some(match n.parse() {
+            Ok(fd) => Magic::Fd { pid, tid, fd },
+            Err(_) => Magic::Other { pid },
+        }),
+        [dir, _] if matches!(*dir, "map_files" | "ns" | "fd") => Some(Magic::Other { pid }),
+        _ => None,
+    }
+}
+
+/// The file a magic link of `task` names, opened for us: the task's own fd
+/// (taken with pidfd_getfd), or its cwd, root or executable.
+fn open_magic(m: Magic, shown: &str, task: &Task<'_>) -> Result<OwnedFd, ResolveError> {
+    let ours = |pid: i32| pid == std::process::id() as i32 || (task.is_nfguard)(pid);
+    let refuse = |why: String| ResolveError::Refused(libc::EACCES, why);
+    let (pid, tid) = match &m {
+        Magic::Fd { pid, tid, .. } | Magic::Named { pid, tid, .. } => (*pid, *tid),
+        Magic::Other { pid } => (*pid, *pid),
+    };
+    if ours(pid) {
+        return Err(refuse(format!(
+            "{shown} is an entry of nfguard's own process {pid}"
+        )));
+    }
+    let thread_of_task =
+        pid == task.tgid && crate::procfs::read_status(tid).is_some_and(|s| s.tgid == task.tgid);
+    if !thread_of_task {
+        return Err(refuse(format!(
+            "{shown} is a /proc magic link of another process ({pid}), which nfguard does not follow"
+        )));
+    }
+    match m {
+        Magic::Fd { tid, fd, .. } => {
+            let pidfd = sys::pidfd_open_thread(tid)?;
+            Ok(sys::pidfd_getfd(pidfd.as_fd(), fd)?)
+        }
+        Magic::Named { tid, name, .. } => Ok(open_path(&format!("/proc/{tid}/{name}"), 0)?),
+        Magic::Other { .. } => Err(refuse(format!(
+            "{shown} is a /proc magic link nfguard does not follow"
+        ))),
+    }
+}
+
+/// Resolves `path` for `task` one component at a time, following symlinks
+/// itself: `self` and `thread-self` in a procfs are the task's, and a magic
+/// link of the task is replaced by what it names (see [`resolve_for`]).
+///
+/// Each step opens one name beneath the directory reached (O_PATH,
+/// O_NOFOLLOW); `..` returns to the directory the walk came from, never above
+/// the root, as RESOLVE_IN_ROOT does. A magic link to a directory continues
+/// from that directory's real path.
+fn walk(root: &Root, path: &str, follow: bool, task: &Task<'_>) -> Result<Resolved, ResolveError> {
+    let dup = |fd: &OwnedFd| fd.try_clone();
+    // The directories walked through, from the root: (fd, name, whether it is
+    // the root of a procfs, the first procfs directory the walk entered).
+    let mut stack: Vec<(OwnedFd, String, bool)> = vec![(dup(&root.fd)?, String::new(), false)];
+    let mut queue: std::collections::VecDeque<String> =
+        path.split('/').map(str::to_string).collect();
+    let mut links = 0;
+    while let Some(c) = queue.pop_front() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let last = queue.iter().all(|q| q.is_empty() || q == ".");
+        // The components below the procfs this walk is in, if it is in one.
+        let in_proc = stack.iter().position(|(_, _, p)| *p);
+        let below_proc: Vec<&str> = match in_proc {
+            Some(i) => stack[i + 1..].iter().map(|(_, n, _)| n.as_str()).collect(),
+            None => Vec::new(),
+        };
+        let c = match (in_proc, below_proc.is_empty(), c.as_str()) {
+            (Some(_), true, "self") => task.tgid.to_string(),
+            (Some(_), true, "thread-self") => {
+                queue.push_front(task.tid.to_string());
+                queue.push_front("task".into());
+                task.tgid.to_string()
+            }
+            _ => c,
+        };
+        let (dir, _, _) = stack
+            .last()
+            .ok_or(io::Error::from_raw_os_error(libc::EIO))?;
+        let opened = sys::openat2(
+            dir.as_fd(),
+            &cstr(&c)?,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+            libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_BENEATH,
+        );
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && last => {
+                let real_dir = root.real_path(dir)?;
+                return Ok(Resolved::Missing {
+                    dir: dup(dir)?,
+                    real: format!("{}/{c}", real_dir.trim_end_matches('/')),
+                    name: c,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)?;
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFLNK && (!last || follow) {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP).into());
+            }
+            if in_proc.is_some() {
+                let mut comps = below_proc.clone();
+                comps.push(&c);
+                if let Some(m) = magic(&comps) {
+                    let shown = format!("/proc/{}", comps.join("/"));
+                    let target = open_magic(m, &shown, task)?;
+                    let real = root.real_path(&target)?;
+                    if last {
+                        return Ok(Resolved::Existing { fd: target, real });
+                    }
+                    // A directory (a cwd, a root, an fd of a directory): go on
+                    // from its real path, as from an absolute symlink.
+                    if !real.starts_with('/') {
+                        return Err(io::Error::from_raw_os_error(libc::ENOTDIR).into());
+                    }
+                    stack.truncate(1);
+                    for part in real.rsplit('/') {
+                        queue.push_front(part.to_string());
+                    }
+                    continue;
+                }
+            }
+            let target =
+                nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "").map_err(io::Error::from)?;
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with('/') {
+                stack.truncate(1);
+            }
+            for part in target.rsplit('/') {
+                queue.push_front(part.to_string());
+            }
+            continue;
+        }
+        if last {
+            let real = root.real_path(&fd)?;
+            return Ok(Resolved::Existing { fd, real });
+        }
+        if kind != libc::S_IFDIR {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR).into());
+        }
+        let is_proc = in_proc.is_some()
+            || sys::fstatfs_type(fd.as_fd()).is_ok_and(|t| t == sys::PROC_SUPER_MAGIC);
+        stack.push((fd, c, is_proc && in_proc.is_none()));
+        // Entering nfguard's own /proc/<pid>: refused whatever follows.
+        if let Some(i) = stack.iter().position(|(_, _, p)| *p) {
+            if stack.len() == i + 2 {
+                if let Ok(pid) = stack[i + 1].1.parse::<i32>() {
+                    if pid == std::process::id() as i32 || (task.is_nfguard)(pid) {
+                        return Err(ResolveError::Refused(
+                            libc::EACCES,
+                            format!("/proc/{pid} is nfguard's own process"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // The path ended on a directory (`/`, a trailing `..`).
+    let (dir, _, _) = stack
+        .last()
+        .ok_or(io::Error::from_raw_os_error(libc::EIO))?;
+    let fd = dup(dir)?;
+    let real = root.real_path(&fd)?;
+    Ok(Resolved::Existing { fd, real })
+}
+
 /// Re-opens an O_PATH fd with real access flags through /proc/self/fd (the
 /// kernel checks permissions again on this open).
 pub fn reopen(fd: &OwnedFd, flags: i32) -> io::Result<OwnedFd> {

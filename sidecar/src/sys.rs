@@ -355,6 +355,18 @@ pub fn set_thread_groups(groups: &[u32]) -> io::Result<()> {
     cvt(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
 }
 
+/// The filesystem type of the file behind `fd` (`statfs.f_type`).
+pub fn fstatfs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: statfs is plain data; all-zero is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable statfs.
+    cvt_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// `PROC_SUPER_MAGIC` (linux/magic.h).
+pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
 /// unlinkat(2) on a directory fd.
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated.
@@ -386,6 +398,160 @@ pub fn renameat2(
 pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated.
     cvt_int(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+}
+
+/// linkat(2).
+pub fn linkat(
+    old_dir: BorrowedFd<'_>,
+    old: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new: &CStr,
+    flags: i32,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated.
+    cvt_int(unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// symlinkat(2): `name` in `dir`, pointing at `target`.
+pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated.
+    cvt_int(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+/// mkdirat(2).
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt_int(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+/// mknodat(2).
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt_int(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) }).map(drop)
+}
+
+/// setxattr(2) (follows the final symlink: the path is a /proc/self/fd link).
+pub fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and `value` is readable for its length.
+    cvt_int(unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// removexattr(2).
+pub fn removexattr(path: &CStr, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated.
+    cvt_int(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
+}
+
+/// sendmsg(2) of one buffer to `addr` (or the socket's peer): the count sent.
+pub fn sendmsg_raw(
+    sock: BorrowedFd<'_>,
+    addr: Option<&[u8]>,
+    data: &[u8],
+    flags: i32,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    if let Some(a) = addr {
+        msg.msg_name = a.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = a.len() as libc::socklen_t;
+    }
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: `msg` points at `iov` and `addr`, which outlive the call; the
+    // kernel only reads through them for a send.
+    let n = cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) } as libc::c_long)?;
+    Ok(n as usize)
+}
+
+/// pidfd_send_signal(2); `info` is a siginfo_t (128 bytes) when given.
+pub fn pidfd_send_signal(
+    pidfd: BorrowedFd<'_>,
+    sig: i32,
+    info: Option<&[u8]>,
+    flags: u32,
+) -> io::Result<()> {
+    let mut buf = [0u8; 128];
+    let info_ptr = match info {
+        Some(i) => {
+            let n = i.len().min(buf.len());
+            buf[..n].copy_from_slice(&i[..n]);
+            buf.as_ptr()
+        }
+        None => std::ptr::null(),
+    };
+    // SAFETY: `info_ptr` is null or points at 128 readable bytes (a siginfo_t's size).
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            info_ptr,
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// The pid (in our PID namespace) of the process behind a pidfd, from its
+/// fdinfo (`Pid:`): -1 when it has exited.
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<i32> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
+}
+
+/// F_SETOWN_EX (`fcntl`) or an owner-setting `ioctl` with `arg` copied from
+/// the task (a `struct f_owner_ex` or an int).
+pub fn set_owner_raw(fd: BorrowedFd<'_>, cmd: u32, ioctl: bool, arg: &[u8]) -> io::Result<()> {
+    let mut buf = [0u8; 8];
+    let n = arg.len().min(buf.len());
+    buf[..n].copy_from_slice(&arg[..n]);
+    // SAFETY: both calls read at most 8 bytes (f_owner_ex, or an int) from `buf`.
+    let r = unsafe {
+        if ioctl {
+            libc::ioctl(fd.as_raw_fd(), cmd as _, buf.as_ptr())
+        } else {
+            libc::fcntl(fd.as_raw_fd(), cmd as i32, buf.as_ptr())
+        }
+    };
+    cvt_int(r).map(drop)
+}
+
+/// Gives the calling thread its own filesystem context (cwd, root, umask:
+/// `unshare(CLONE_FS)`), so the supervisor's threads can set a umask of 0 for
+/// the calls they make for tasks (which carry the task's umask already)
+/// without changing the process's.
+pub fn thread_umask_zero() -> io::Result<()> {
+    // SAFETY: unshare with a flag, then umask; neither takes a pointer.
+    unsafe {
+        cvt_int(libc::unshare(libc::CLONE_FS))?;
+        libc::umask(0);
+    }
+    Ok(())
 }
 
 /// fchmod(2).

@@ -24,6 +24,7 @@ fn kind_str(k: Kind) -> &'static str {
         Kind::Drift => "drift",
         Kind::Unverifiable => "unverifiable",
         Kind::InternalError => "internal-error",
+        Kind::Forbidden => "forbidden",
     }
 }
 
@@ -110,6 +111,7 @@ fn rule(a: &Alert) -> String {
         Kind::Drift => "binary not from the image",
         Kind::Unverifiable => "unverifiable call",
         Kind::InternalError => "uninspectable call",
+        Kind::Forbidden => "forbidden call",
     };
     let cat = serde_json::to_value(a.event.category)
         .ok()

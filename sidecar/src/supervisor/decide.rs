@@ -44,7 +44,9 @@ fn always_allowed(o: &Observation) -> bool {
 ///   special reason is not an event (the model is being built);
 /// - alert: allowed; flagged (verdict alert) when anything is outside the
 ///   model or a special reason applies;
-/// - enforce: the same flag with verdict deny, and not allowed.
+/// - enforce: the same flag with verdict deny, and not allowed;
+/// - a `Forbidden` special reason refuses the call in every mode, learn
+///   included, with verdict deny: it is never learned.
 ///
 /// One event per call names every reason; its kind is the most telling one
 /// (drift over outside-model over the rest).
@@ -54,6 +56,18 @@ pub fn decide<'r>(
     observations: &'r [Observation],
     special: Option<&(Kind, String)>,
 ) -> Decision<'r> {
+    if let Some((Kind::Forbidden, why)) = special {
+        // Refused in every mode, learn included: never part of a model.
+        return Decision {
+            outside: Vec::new(),
+            flag: Some(Flag {
+                kind: Kind::Forbidden,
+                verdict: Verdict::Deny,
+                reason: why.clone(),
+            }),
+            allow: false,
+        };
+    }
     let outside: Vec<&Observation> = observations
         .iter()
         .filter(|o| !always_allowed(o) && !model.allows(o))
@@ -293,6 +307,31 @@ mod tests {
             path: "/dev/null".into(),
         })];
         assert!(!decide(Mode::Enforce, &Model::default(), &unlink, None).allow);
+    }
+
+    #[test]
+    fn a_forbidden_call_is_refused_in_every_mode_and_never_learned() {
+        let (exec, _) = each_kind().remove(0);
+        let obs = [exec];
+        let forbidden = (
+            Kind::Forbidden,
+            "mounts change what every path names".to_string(),
+        );
+        for mode in Mode::ALL {
+            for model in [Model::default(), learned(&obs)] {
+                let d = decide(mode, &model, &obs, Some(&forbidden));
+                assert!(!d.allow, "{mode}");
+                assert!(d.outside.is_empty(), "nothing to learn in {mode}");
+                assert_eq!(
+                    d.flag,
+                    Some(Flag {
+                        kind: Kind::Forbidden,
+                        verdict: Verdict::Deny,
+                        reason: "mounts change what every path names".into()
+                    })
+                );
+            }
+        }
     }
 
     #[test]

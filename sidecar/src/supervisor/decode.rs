@@ -7,7 +7,7 @@
 //! low 16), so the supervisor judges what the kernel will use. Pointers stay
 //! pointers: what they point to is read by `inspect`, from the target's memory.
 
-use nfguard_policy::{Decoder, Dir, OpenFlags, Rule};
+use nfguard_policy::{Decoder, Dir, OpenFlags, Rule, SendOf, SignalTo, XattrOf};
 
 /// An address in the target's memory. Never dereferenced here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +86,110 @@ pub enum Call {
         fd: i32,
         mode: u32,
     },
+    /// A send with a destination (`MSG_FASTOPEN`): `sendto`'s buffer and
+    /// address, or a `msghdr` (`sendmsg`), or the first of a `sendmmsg`'s.
+    Send {
+        fd: i32,
+        of: Sends,
+        flags: i32,
+    },
+    Rmdir {
+        path: Ptr,
+    },
+    Link {
+        old_base: Base,
+        old: Ptr,
+        new_base: Base,
+        new: Ptr,
+        flags: i32,
+    },
+    Symlink {
+        target: Ptr,
+        base: Base,
+        path: Ptr,
+    },
+    Mkdir {
+        base: Base,
+        path: Ptr,
+        mode: u32,
+    },
+    Mknod {
+        base: Base,
+        path: Ptr,
+        mode: u32,
+        dev: u64,
+    },
+    Xattr {
+        of: XattrTarget,
+        name: Ptr,
+        /// The value and its size for a set; `None` for a removal.
+        value: Option<(Ptr, u64)>,
+        flags: i32,
+    },
     /// ptrace, process_vm_writev: judged by the syscall alone.
     Debug,
+    Signal(Signal),
+    /// F_SETOWN (`arg` is the owner), F_SETOWN_EX (`arg` points at a
+    /// `struct f_owner_ex`), FIOSETOWN and SIOCSPGRP (`arg` points at an int).
+    SetOwner {
+        fd: i32,
+        cmd: u32,
+        arg: u64,
+        ioctl: bool,
+    },
+    /// Refused in every mode (the rule says why).
+    Forbidden,
+}
+
+/// What a send names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sends {
+    To {
+        buf: Ptr,
+        len: u64,
+        addr: Ptr,
+        addrlen: i32,
+    },
+    Msg {
+        msg: Ptr,
+    },
+    /// The first `struct mmsghdr` of the vector (`vlen` of them).
+    Mmsg {
+        vec: Ptr,
+        vlen: u32,
+    },
+}
+
+/// What an xattr call acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrTarget {
+    Path { path: Ptr, follow: bool },
+    Fd(i32),
+}
+
+/// A signal call: whom it names, and the signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `kill`, `rt_sigqueueinfo`: a pid, 0 (the caller's group), -1 (all) or -pgrp.
+    Pid {
+        pid: i32,
+        sig: i32,
+    },
+    Tid {
+        tid: i32,
+        sig: i32,
+    },
+    TgidTid {
+        tgid: i32,
+        tid: i32,
+        sig: i32,
+    },
+    Pidfd {
+        fd: i32,
+        sig: i32,
+        info: Ptr,
+        flags: u32,
+    },
 }
 
 /// The `int` value of a register (the kernel's `(int)` narrowing).
@@ -203,6 +305,113 @@ pub fn decode(rule: &Rule, args: &[u64; 6]) -> Option<Call> {
             mode: mode(a(m)),
         },
         Decoder::Debug => Call::Debug,
+        Decoder::Forbidden => Call::Forbidden,
+        Decoder::Send(of) => {
+            let (of, flags) = match of {
+                SendOf::To => (
+                    Sends::To {
+                        buf: Ptr(a(1)),
+                        len: a(2),
+                        addr: Ptr(a(4)),
+                        addrlen: int(a(5)),
+                    },
+                    int(a(3)),
+                ),
+                SendOf::Msg => (Sends::Msg { msg: Ptr(a(1)) }, int(a(2))),
+                SendOf::Mmsg => (
+                    Sends::Mmsg {
+                        vec: Ptr(a(1)),
+                        vlen: a(2) as u32,
+                    },
+                    int(a(3)),
+                ),
+            };
+            Call::Send {
+                fd: int(a(0)),
+                of,
+                flags,
+            }
+        }
+        Decoder::Rmdir { path } => Call::Rmdir { path: Ptr(a(path)) },
+        Decoder::Link {
+            old_dir,
+            old,
+            new_dir,
+            new,
+            flags,
+        } => Call::Link {
+            old_base: base(old_dir),
+            old: Ptr(a(old)),
+            new_base: base(new_dir),
+            new: Ptr(a(new)),
+            flags: flags.map_or(0, |f| int(a(f))),
+        },
+        Decoder::Symlink { target, dir, path } => Call::Symlink {
+            target: Ptr(a(target)),
+            base: base(dir),
+            path: Ptr(a(path)),
+        },
+        Decoder::Mkdir { dir, path, mode: m } => Call::Mkdir {
+            base: base(dir),
+            path: Ptr(a(path)),
+            mode: mode(a(m)),
+        },
+        Decoder::Mknod {
+            dir,
+            path,
+            mode: m,
+            dev,
+        } => Call::Mknod {
+            base: base(dir),
+            path: Ptr(a(path)),
+            mode: mode(a(m)),
+            // mknod's dev is an `unsigned int` (new_decode_dev of 32 bits).
+            dev: u64::from(a(dev) as u32),
+        },
+        Decoder::Xattr {
+            of,
+            name,
+            value,
+            flags,
+        } => Call::Xattr {
+            of: match of {
+                XattrOf::Path { path, follow } => XattrTarget::Path {
+                    path: Ptr(a(path)),
+                    follow,
+                },
+                XattrOf::Fd(fd) => XattrTarget::Fd(int(a(fd))),
+            },
+            name: Ptr(a(name)),
+            value: value.map(|(v, size)| (Ptr(a(v)), a(size))),
+            flags: flags.map_or(0, |f| int(a(f))),
+        },
+        Decoder::Signal(to) => Call::Signal(match to {
+            SignalTo::Pid => Signal::Pid {
+                pid: int(a(0)),
+                sig: int(a(1)),
+            },
+            SignalTo::Tid => Signal::Tid {
+                tid: int(a(0)),
+                sig: int(a(1)),
+            },
+            SignalTo::TgidTid => Signal::TgidTid {
+                tgid: int(a(0)),
+                tid: int(a(1)),
+                sig: int(a(2)),
+            },
+            SignalTo::Pidfd => Signal::Pidfd {
+                fd: int(a(0)),
+                sig: int(a(1)),
+                info: Ptr(a(2)),
+                flags: a(3) as u32,
+            },
+        }),
+        Decoder::SetOwner { ioctl } => Call::SetOwner {
+            fd: int(a(0)),
+            cmd: a(1) as u32,
+            arg: a(2),
+            ioctl,
+        },
     })
 }
 
@@ -335,7 +544,8 @@ mod tests {
                 len: 16
             })
         );
-        assert_eq!(decode(rule(libc::SYS_io_uring_setup), &args), None);
+        assert_eq!(decode(rule(libc::SYS_clone3), &args), None);
+        assert_eq!(decode(rule(libc::SYS_io_uring_setup), &args), Some(Call::Forbidden));
     }
 
     #[test]

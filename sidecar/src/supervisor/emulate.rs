@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::target::Target;
+use super::target::{Creds, Target};
 use crate::journal::Pending;
 use crate::procfs;
 use crate::resolve;
@@ -55,29 +55,90 @@ pub enum Emulation {
         fd: OwnedFd,
         mode: u32,
     },
+    /// `addr` may name a file through `/proc/self/fd/N` of a `holds` fd; a
+    /// unix connect (`as_caller`) is made with the task's rights, since the
+    /// kernel checks write permission on the socket file.
     Connect {
         sock: OwnedFd,
         addr: Vec<u8>,
+        holds: Vec<OwnedFd>,
+        as_caller: bool,
     },
     Bind {
         sock: OwnedFd,
         addr: Vec<u8>,
+        holds: Vec<OwnedFd>,
     },
     Listen {
         sock: OwnedFd,
         backlog: i32,
     },
+    /// A send of `data` to `addr` (or the socket's peer) with `flags`;
+    /// answered with the count sent, or 1 (`messages`: one mmsghdr sent).
+    Send {
+        sock: OwnedFd,
+        addr: Option<Vec<u8>>,
+        holds: Vec<OwnedFd>,
+        data: Vec<u8>,
+        flags: i32,
+        messages: bool,
+    },
+    Link {
+        from: LinkFrom,
+        new_dir: OwnedFd,
+        new: String,
+    },
+    Symlink {
+        points_to: String,
+        dir: OwnedFd,
+        name: String,
+    },
+    Mkdir {
+        dir: OwnedFd,
+        name: String,
+        mode: u32,
+    },
+    Mknod {
+        dir: OwnedFd,
+        name: String,
+        mode: u32,
+        dev: u64,
+    },
+    /// Set (`value`) or remove an extended attribute of the file of `fd`.
+    Xattr {
+        fd: OwnedFd,
+        name: String,
+        value: Option<Vec<u8>>,
+        flags: i32,
+    },
+    /// pidfd_send_signal on the pidfd that was checked.
+    Signal {
+        pidfd: OwnedFd,
+        sig: i32,
+        info: Option<Vec<u8>>,
+        flags: u32,
+    },
+    /// F_SETOWN_EX (fcntl) or FIOSETOWN/SIOCSPGRP (ioctl) with the copy of
+    /// the argument that was checked.
+    SetOwner {
+        fd: OwnedFd,
+        cmd: u32,
+        ioctl: bool,
+        arg: Vec<u8>,
+    },
 }
 
-/// The rights of a workload's thread, for an emulated call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Creds {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
+/// What a link is made from.
+pub enum LinkFrom {
+    /// A name in a directory (the final symlink not followed).
+    Name { dir: OwnedFd, name: String },
+    /// A file held open (`AT_EMPTY_PATH`, or `AT_SYMLINK_FOLLOW` resolved):
+    /// linked through `/proc/self/fd/N`, as linkat(2) documents for O_TMPFILE.
+    Fd(OwnedFd),
 }
 
 /// The supervisor's own rights, which do not change: read once.
+#[derive(Clone)]
 struct Ours {
     uid: u32,
     gid: u32,
@@ -102,6 +163,19 @@ impl Reply {
     /// Answers with an errno (0: success, return value 0).
     pub fn errno(&self, error: i32) {
         respond(self.fd(), self.id, 0, error, 0);
+    }
+
+    /// Answers with a return value.
+    pub fn value(&self, val: i64) {
+        respond(self.fd(), self.id, val, 0, 0);
+    }
+
+    /// Answers with the result of a call that returns a count.
+    pub fn count(&self, r: io::Result<usize>) {
+        match r {
+            Ok(n) => self.value(n as i64),
+            Err(e) => self.errno(e.raw_os_error().unwrap_or(libc::EPERM)),
+        }
     }
 
     /// Answers with the result of a call that returns nothing.
@@ -181,6 +255,32 @@ impl ConnectPool {
     }
 }
 
+/// Takes a task's rights on the calling thread, and the supervisor's back.
+struct Switcher(Ours);
+
+impl Switcher {
+    fn as_creds<T>(&self, c: &Creds, f: impl FnOnce() -> T) -> io::Result<T> {
+        let ours = &self.0;
+        sys::set_thread_groups(&c.groups)?;
+        sys::set_thread_fs_ids(c.uid, c.gid);
+        let r = f();
+        sys::set_thread_fs_ids(ours.uid, ours.gid);
+        if let Err(e) = sys::set_thread_groups(&ours.groups) {
+            // Left with the workload's groups, this thread has less, not more.
+            eprintln!("nfguard: restoring the supervisor's groups failed: {e}");
+        }
+        Ok(r)
+    }
+
+    /// Runs `f` with `creds` (ours when None).
+    fn run<T>(&self, creds: Option<Creds>, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        match creds {
+            None => f(),
+            Some(c) => self.as_creds(&c, f)?,
+        }
+    }
+}
+
 /// What emulation keeps between calls: the supervisor's own rights, whether
 /// `PIDFD_GET_INFO` works here, and the connect workers. One per supervisor
 /// (owned by `Shared`), so two supervisors can run in one process.
@@ -231,6 +331,17 @@ impl Emulator {
     /// they cannot be read, or differ from ours and we cannot switch: the call
     /// must then not be made with our rights.
     pub fn creds_for(&self, target: &Target<'_>) -> io::Result<Option<Creds>> {
+        target
+            .creds
+            .get_or_init(|| {
+                self.find_creds(target)
+                    .map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))
+            })
+            .clone()
+            .map_err(io::Error::from_raw_os_error)
+    }
+
+    fn find_creds(&self, target: &Target<'_>) -> io::Result<Option<Creds>> {
         let ours = self.ours();
         // PIDFD_GET_INFO (linux 6.13) gives the ids without formatting all of
         // /proc/<tid>/status, which costs more than the rest of the call; the
@@ -280,16 +391,33 @@ impl Emulator {
         let Some(c) = creds? else {
             return f();
         };
-        let ours = self.ours();
-        sys::set_thread_groups(&c.groups)?;
-        sys::set_thread_fs_ids(c.uid, c.gid);
-        let r = f();
-        sys::set_thread_fs_ids(ours.uid, ours.gid);
-        if let Err(e) = sys::set_thread_groups(&ours.groups) {
-            // Left with the workload's groups, this thread has less, not more.
-            eprintln!("nfguard: restoring the supervisor's groups failed: {e}");
+        self.as_creds(&c, f)?
+    }
+
+    /// Runs `f` with `c`'s rights on this thread; Err when they cannot be taken.
+    pub fn as_creds<T>(&self, c: &Creds, f: impl FnOnce() -> T) -> io::Result<T> {
+        self.switcher().as_creds(c, f)
+    }
+
+    /// What another thread needs to take a task's rights and ours back.
+    fn switcher(&self) -> Switcher {
+        Switcher(self.ours().clone())
+    }
+
+    /// Runs `f` with the task's rights when they differ from ours and can be
+    /// taken, with ours otherwise (resolution for judging: an emulated call
+    /// that cannot take the task's rights is refused later anyway).
+    pub fn as_caller<T>(&self, target: &Target<'_>, f: impl FnOnce() -> T) -> T {
+        match self.creds_for(target) {
+            Ok(Some(c)) => {
+                let mut f = Some(f);
+                match self.as_creds(&c, || (f.take().expect("called once"))()) {
+                    Ok(r) => r,
+                    Err(_) => (f.take().expect("not called"))(),
+                }
+            }
+            _ => f(),
         }
-        r
     }
 
     /// Makes the call and answers the notification.
@@ -340,22 +468,142 @@ impl Emulator {
                 let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
                 sys::fchmodat(sys::cwd(), &resolve::cstring(&path)?, mode)
             })),
-            Emulation::Connect { sock, addr } => {
+            Emulation::Connect {
+                sock,
+                addr,
+                holds,
+                as_caller,
+            } => {
+                let creds = if as_caller { creds() } else { Ok(None) };
+                let creds = match creds {
+                    Ok(c) => c,
+                    Err(e) => return reply.result(Err(e)),
+                };
                 let blocking =
                     sys::get_status_flags(sock.as_fd()).map(|f| f & libc::O_NONBLOCK == 0);
                 if blocking.unwrap_or(true) {
                     // A blocking connect can take minutes (SYN retries): answer
                     // from its own thread so other notifications are not held up.
+                    let me = self.switcher();
                     self.pool.run(Box::new(move || {
-                        reply.result(sys::connect_raw(sock.as_fd(), &addr));
+                        let r = me.run(creds, || sys::connect_raw(sock.as_fd(), &addr));
+                        drop(holds);
+                        reply.result(r);
                     }));
                 } else {
-                    reply.result(sys::connect_raw(sock.as_fd(), &addr))
+                    let r = self.with_creds(Ok(creds), || sys::connect_raw(sock.as_fd(), &addr));
+                    drop(holds);
+                    reply.result(r)
                 }
             }
-            Emulation::Bind { sock, addr } => {
-                reply.result(self.with_creds(creds(), || sys::bind_raw(sock.as_fd(), &addr)))
+            Emulation::Bind { sock, addr, holds } => {
+                let r = self.with_creds(creds(), || sys::bind_raw(sock.as_fd(), &addr));
+                drop(holds);
+                reply.result(r)
             }
+            Emulation::Send {
+                sock,
+                addr,
+                holds,
+                data,
+                flags,
+                messages,
+            } => {
+                let blocking = flags & libc::MSG_DONTWAIT == 0
+                    && sys::get_status_flags(sock.as_fd())
+                        .map_or(true, |f| f & libc::O_NONBLOCK == 0);
+                let send = move || {
+                    let r = sys::sendmsg_raw(sock.as_fd(), addr.as_deref(), &data, flags);
+                    drop(holds);
+                    match (r, messages) {
+                        (Ok(_), true) => reply.value(1),
+                        (r, _) => reply.count(r),
+                    }
+                };
+                if blocking {
+                    // A fast-open send on a blocking socket waits for the handshake.
+                    self.pool.run(Box::new(send));
+                } else {
+                    send()
+                }
+            }
+            Emulation::Link { from, new_dir, new } => {
+                reply.result(self.with_creds(creds(), || {
+                    let new = resolve::cstring(&new)?;
+                    match &from {
+                        LinkFrom::Name { dir, name } => sys::linkat(
+                            dir.as_fd(),
+                            &resolve::cstring(name)?,
+                            new_dir.as_fd(),
+                            &new,
+                            0,
+                        ),
+                        LinkFrom::Fd(fd) => {
+                            let path =
+                                resolve::cstring(&format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+                            sys::linkat(
+                                sys::cwd(),
+                                &path,
+                                new_dir.as_fd(),
+                                &new,
+                                libc::AT_SYMLINK_FOLLOW,
+                            )
+                        }
+                    }
+                }))
+            }
+            Emulation::Symlink {
+                points_to,
+                dir,
+                name,
+            } => reply.result(self.with_creds(creds(), || {
+                sys::symlinkat(
+                    &resolve::cstring(&points_to)?,
+                    dir.as_fd(),
+                    &resolve::cstring(&name)?,
+                )
+            })),
+            Emulation::Mkdir { dir, name, mode } => reply.result(self.with_creds(creds(), || {
+                sys::mkdirat(dir.as_fd(), &resolve::cstring(&name)?, mode)
+            })),
+            Emulation::Mknod {
+                dir,
+                name,
+                mode,
+                dev,
+            } => reply.result(self.with_creds(creds(), || {
+                sys::mknodat(dir.as_fd(), &resolve::cstring(&name)?, mode, dev)
+            })),
+            Emulation::Xattr {
+                fd,
+                name,
+                value,
+                flags,
+            } => reply.result(self.with_creds(creds(), || {
+                let path = resolve::cstring(&format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+                let name = resolve::cstring(&name)?;
+                match &value {
+                    Some(v) => sys::setxattr(&path, &name, v, flags),
+                    None => sys::removexattr(&path, &name),
+                }
+            })),
+            Emulation::Signal {
+                pidfd,
+                sig,
+                info,
+                flags,
+            } => reply.result(sys::pidfd_send_signal(
+                pidfd.as_fd(),
+                sig,
+                info.as_deref(),
+                flags,
+            )),
+            Emulation::SetOwner {
+                fd,
+                cmd,
+                ioctl,
+                arg,
+            } => reply.result(sys::set_owner_raw(fd.as_fd(), cmd, ioctl, &arg)),
             Emulation::Listen { sock, backlog } => reply.result(sys::listen(sock.as_fd(), backlog)),
         }
     }

@@ -7,8 +7,116 @@
 //! rests on and where it is weaker.
 
 use std::io;
+use std::os::fd::AsRawFd;
+use std::time::SystemTime;
 
+use nfguard_common::Mode;
+
+use super::decode::{Base, Ptr};
+use super::failure::Failure;
+use super::request::{resolve_path, Request, Scope};
+use super::target::{self, Target};
+use crate::event::{Category, Kind};
+use crate::model::{self, Observation};
+use crate::resolve::{self, Resolved};
 use crate::{procfs, sys};
+
+pub fn exec(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    base: Base,
+    path: Ptr,
+    argv: Ptr,
+    flags: i32,
+) -> Result<Request, Failure> {
+    let mut req = Request::new(Category::Process, None, libc::EPERM);
+    let raw = target::read_cstring(&t.memory(), path.0)?;
+    let parent = match t.exe() {
+        exe if exe == scope.keeper_exe => model::LAUNCHER_PARENT.to_string(),
+        exe => exe.to_string(),
+    };
+    let fd_exec = raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0;
+    let (program, meta) = if fd_exec {
+        // Fileless exec (execveat(fd, "", AT_EMPTY_PATH)): the program is the fd.
+        let Base::Fd(fd) = base else {
+            return Err(Failure::Target(libc::EBADF));
+        };
+        let link =
+            procfs::read_link(t.tid(), &format!("fd/{fd}")).ok_or(Failure::Target(libc::EBADF))?;
+        let file = t.take_fd(fd)?;
+        (link, nix::sys::stat::fstat(file.as_raw_fd()).ok())
+    } else {
+        if raw.is_empty() {
+            return Err(Failure::Target(libc::ENOENT));
+        }
+        let abs = if raw.starts_with('/') {
+            raw
+        } else {
+            resolve::absolutize(&t.base_dir(base)?, &raw)
+        };
+        let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        match resolve_path(t, scope, &abs, follow)? {
+            Resolved::Existing { fd, real } => (real, nix::sys::stat::fstat(fd.as_raw_fd()).ok()),
+            Resolved::Missing { .. } => return Err(Failure::Target(libc::ENOENT)),
+        }
+    };
+    req.path = Some(program.clone());
+    if scope.mode != Mode::Learn {
+        req.argv = Some(target::read_argv(&t.memory(), argv.0));
+    }
+    if program.starts_with("/memfd:") || program.contains(" (deleted)") {
+        req.special = Some((
+            Kind::Drift,
+            format!("fileless exec of {program}: the program is not a file of the image"),
+        ));
+    } else if let Some(st) = &meta {
+        if changed_since(st, scope.started) {
+            req.special = Some((
+                Kind::Drift,
+                format!("{program} was created or modified after the workload started (binary not from the image)"),
+            ));
+        }
+    }
+    req.observations.push(Observation::Exec {
+        parent,
+        exe: program.clone(),
+    });
+    req.exec_program = Some(program);
+    if scope.mode == Mode::Enforce {
+        // execve cannot be emulated: the kernel reads the path again. It is
+        // safe to let it do so only if no other task can write the memory
+        // (or, for an fd, the fd table) the kernel is about to read.
+        match memory_is_private(t.tid(), fd_exec) {
+            Ok(true) => {}
+            Ok(false) => {
+                if req.special.is_none() {
+                    req.special = Some((
+                        Kind::Unverifiable,
+                        "another running task shares this process's memory, so the checked path could be swapped before the kernel reads it".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(Failure::ours("check for tasks that share memory", e)),
+        }
+    }
+    Ok(req)
+}
+
+/// Was the file of `st` changed (ctime) at or after `started`? Compared to the
+/// nanosecond: whole seconds once hid a script rewritten in the second the
+/// workload started. The kernel stamps ctime from a coarse clock, which can
+/// lag a precise `started` by a tick; `started` is taken from the same coarse
+/// clock (`Shared::new`), so a change after it is never dated before it.
+pub fn changed_since(st: &libc::stat, started: SystemTime) -> bool {
+    let Ok(secs) = u64::try_from(st.st_ctime) else {
+        return false;
+    };
+    let nanos = u32::try_from(st.st_ctime_nsec)
+        .unwrap_or(0)
+        .min(999_999_999);
+    let ctime = SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    ctime >= started
+}
 
 /// Can a task other than `tid` write the memory (and, with `files`, the fd
 /// table) that the kernel will read when `tid`'s exec continues?

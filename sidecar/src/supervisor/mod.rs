@@ -39,8 +39,13 @@ pub mod decode;
 pub mod emulate;
 mod exec;
 pub mod failure;
+mod files;
 pub mod inspect;
 pub mod ledger;
+pub mod own;
+pub mod request;
+mod signals;
+mod sockets;
 pub mod target;
 
 use std::collections::HashMap;
@@ -62,8 +67,9 @@ use crate::{procfs, sys};
 
 use emulate::{respond, Emulator, Reply};
 use failure::Failure;
-use inspect::{Plan, Request, Scope};
 use ledger::{InsideExecs, Keepers};
+use own::OwnFiles;
+use request::{Plan, Request, Scope};
 use target::Target;
 
 /// State shared by every listener thread of one supervisor.
@@ -83,6 +89,8 @@ pub struct Shared {
     pub keepers: Keepers,
     /// Execs let through from inside (for the exec-session watcher).
     pub inside_execs: InsideExecs,
+    /// nfguard's own files, which no workload may touch.
+    pub own_files: OwnFiles,
     emulator: Emulator,
 }
 
@@ -125,8 +133,26 @@ impl Shared {
             stats: Stats::default(),
             keepers: Keepers::default(),
             inside_execs: InsideExecs::default(),
+            own_files: OwnFiles::default(),
             emulator: Emulator::default(),
         }
+    }
+
+    /// Is `pid` one of nfguard's processes: this supervisor, or a keeper that
+    /// handed it a listener?
+    pub fn is_nfguard(&self, pid: i32) -> bool {
+        pid == std::process::id() as i32 || self.keepers.live().contains_key(&pid)
+    }
+
+    /// Is one of nfguard's processes in process group `pgrp`?
+    pub fn nfguard_group(&self, pgrp: i32) -> bool {
+        let ours = procfs::read_pgrp(std::process::id() as i32);
+        ours == Some(pgrp)
+            || self
+                .keepers
+                .live()
+                .keys()
+                .any(|k| procfs::read_pgrp(*k) == Some(pgrp))
     }
 
     pub fn mode(&self) -> Mode {
@@ -192,13 +218,26 @@ pub struct Listener {
 /// The category of events about a syscall of this decoder.
 fn category(d: Decoder) -> Category {
     match d {
-        Decoder::Exec { .. } | Decoder::Debug | Decoder::Refused => Category::Process,
-        Decoder::Socket | Decoder::Connect | Decoder::Bind | Decoder::Listen => Category::Network,
+        Decoder::Exec { .. }
+        | Decoder::Debug
+        | Decoder::Signal(_)
+        | Decoder::SetOwner { .. }
+        | Decoder::Forbidden
+        | Decoder::Refused => Category::Process,
+        Decoder::Socket | Decoder::Connect | Decoder::Bind | Decoder::Listen | Decoder::Send(_) => {
+            Category::Network
+        }
         Decoder::Open { .. }
         | Decoder::Unlink { .. }
+        | Decoder::Rmdir { .. }
         | Decoder::Rename { .. }
+        | Decoder::Link { .. }
+        | Decoder::Symlink { .. }
+        | Decoder::Mkdir { .. }
+        | Decoder::Mknod { .. }
         | Decoder::Chmod { .. }
-        | Decoder::Fchmod { .. } => Category::Filesystem,
+        | Decoder::Fchmod { .. }
+        | Decoder::Xattr { .. } => Category::Filesystem,
     }
 }
 
@@ -280,12 +319,18 @@ impl Handler<'_> {
             // A refused rule never notifies; if one did, the kernel decides.
             return self.continue_call();
         };
+        let is_nfguard = |pid: i32| self.shared.is_nfguard(pid);
+        let nfguard_group = |pgrp: i32| self.shared.nfguard_group(pgrp);
         let scope = Scope {
             mode,
             keeper_exe: self.keeper_exe,
             started: self.shared.started,
+            emulator: &self.shared.emulator,
+            own_files: &self.shared.own_files,
+            is_nfguard: &is_nfguard,
+            nfguard_group: &nfguard_group,
         };
-        match inspect::inspect(&call, rule.name, &target, &scope) {
+        match inspect::inspect(&call, (rule.name, rule.why), &target, &scope) {
             Ok(req) => {
                 if self.still_valid() {
                     self.decide(mode, &target, req)
@@ -541,6 +586,11 @@ pub fn spawn(
 /// Serves `listener` until no task uses its filter any more.
 fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
     let fd = listener.fd.as_fd();
+    // Calls made for tasks carry the task's umask already: this thread's own
+    // umask must not narrow them again (the process's stays as it is).
+    if let Err(e) = sys::thread_umask_zero() {
+        eprintln!("nfguard: no umask of its own for this thread ({e}); files made for the workload may get narrower modes");
+    }
     if let Err(e) = sys::notif_set_sync_wakeup(fd) {
         eprintln!("nfguard: synchronous wake-up unavailable ({e}); notifications cost more (linux 6.6+ has it)");
     }

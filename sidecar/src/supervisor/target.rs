@@ -161,6 +161,14 @@ pub fn read_argv<M: Memory>(m: &M, addr: u64) -> Vec<String> {
     argv
 }
 
+/// The rights of a workload's thread, for what the supervisor does for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
 /// The task of one notification.
 pub struct Target<'a> {
     tid: i32,
@@ -168,6 +176,8 @@ pub struct Target<'a> {
     status: OnceCell<Option<procfs::Status>>,
     exe: OnceCell<String>,
     pidfd: OnceCell<Result<OwnedFd, i32>>,
+    /// The rights to act with for it (see `Emulator::creds_for`), once found.
+    pub(super) creds: OnceCell<Result<Option<Creds>, i32>>,
 }
 
 impl<'a> Target<'a> {
@@ -178,7 +188,16 @@ impl<'a> Target<'a> {
             status: OnceCell::new(),
             exe: OnceCell::new(),
             pidfd: OnceCell::new(),
+            creds: OnceCell::new(),
         }
+    }
+
+    /// The process of the calling thread (its thread group's id).
+    pub fn tgid(&self) -> i32 {
+        self.status()
+            .map(|s| s.tgid)
+            .filter(|t| *t > 0)
+            .unwrap_or(self.tid)
     }
 
     /// The calling thread's id in our PID namespace.

@@ -1,0 +1,378 @@
+//! Inspecting the calls that change the filesystem: opens for write, creates,
+//! truncates, and every call that makes, removes, moves or re-labels a name
+//! (unlink, rmdir, rename, link, symlink, mkdir, mknod, chmod, xattrs).
+//!
+//! Every path is resolved once, for the task and with its rights
+//! (`request::resolve_path`): decisions are made on the real path of what the
+//! supervisor then holds an fd to, and the emulated call acts on those fds.
+//! nfguard's own files are forbidden in every mode (`request::guard_own`).
+
+use std::os::fd::AsRawFd;
+
+use super::decode::{open_how, Base, Flags, Ptr, XattrTarget};
+use super::emulate::{Emulation, LinkFrom};
+use super::failure::Failure;
+use super::request::{guard_own, resolve_parent, resolve_path, Plan, Request, Scope};
+use super::target::{self, Target};
+use crate::event::{Category, Kind, Op};
+use crate::resolve::Resolved;
+
+/// The largest xattr value the kernel takes (XATTR_SIZE_MAX).
+const XATTR_SIZE_MAX: u64 = 65536;
+/// The longest xattr name (XATTR_NAME_MAX).
+const XATTR_NAME_MAX: usize = 255;
+
+fn fstat(fd: &std::os::fd::OwnedFd) -> Option<libc::stat> {
+    nix::sys::stat::fstat(fd.as_raw_fd()).ok()
+}
+
+fn umask(t: &Target<'_>) -> u32 {
+    t.status().map(|s| s.umask).unwrap_or(0o022)
+}
+
+pub fn open(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    base: Base,
+    path: Ptr,
+    flags: Flags,
+    mode: u32,
+    truncate_to: Option<i64>,
+) -> Result<Request, Failure> {
+    let (mut flags, mode) = match flags {
+        Flags::Known(f) => (f, mode),
+        Flags::InMemory { how, size } => {
+            if size < 24 {
+                return Err(Failure::Target(libc::EINVAL));
+            }
+            let bytes = target::read_bytes(&t.memory(), how.0, 24)?;
+            open_how(&bytes).ok_or(Failure::Target(libc::EINVAL))?
+        }
+    };
+    let writes = flags & nfguard_policy::OPEN_WRITE_MASK as i32 != 0;
+    let abs = t.path_arg(base, path)?;
+    let exclusive = flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0;
+    let follow = flags & libc::O_NOFOLLOW == 0 && !exclusive;
+    let resolved = resolve_path(t, scope, &abs, follow)?;
+    let exe = t.exe();
+    let mut req;
+    match resolved {
+        Resolved::Existing { fd, real } => {
+            if exclusive {
+                return Err(Failure::Target(libc::EEXIST));
+            }
+            let op = if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+                Op::Create
+            } else {
+                Op::Write
+            };
+            req = Request::new(Category::Filesystem, Some(op), libc::EACCES);
+            let st = fstat(&fd);
+            if writes {
+                if let Some(st) = &st {
+                    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+                    if regular && st.st_nlink > 1 {
+                        req.special = Some((
+                            Kind::Unverifiable,
+                            format!("{real} has {} hard links: writing it through one name would change the others", st.st_nlink),
+                        ));
+                    }
+                }
+            }
+            req.path = Some(real.clone());
+            if writes {
+                guard_own(&mut req, scope, &real, st.as_ref());
+                // The model has one op for create, write and truncate: a file
+                // created while learning is written later in normal operation.
+                req.touches(exe, Op::Write, real);
+            }
+            flags &= !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW);
+            req.plan = Plan::Emulate(Emulation::Reopen {
+                fd,
+                flags,
+                truncate_to,
+            });
+        }
+        Resolved::Missing { dir, real, name } => {
+            if flags & libc::O_CREAT == 0 {
+                return Err(Failure::Target(libc::ENOENT));
+            }
+            req = Request::new(Category::Filesystem, Some(Op::Create), libc::EACCES);
+            req.path = Some(real.clone());
+            guard_own(&mut req, scope, &real, None);
+            req.touches(exe, Op::Write, real);
+            req.plan = Plan::Emulate(Emulation::Create {
+                dir,
+                name,
+                flags,
+                mode: mode & 0o7777 & !umask(t),
+            });
+        }
+    }
+    Ok(req)
+}
+
+/// unlink, unlinkat (`flags` may be AT_REMOVEDIR), rmdir (`rmdir`).
+pub fn unlink(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    base: Base,
+    path: Ptr,
+    flags: i32,
+) -> Result<Request, Failure> {
+    let abs = t.path_arg(base, path)?;
+    let (dir, real, name) = resolve_parent(t, scope, &abs)?;
+    let mut req = Request::new(Category::Filesystem, Some(Op::Unlink), libc::EACCES);
+    req.path = Some(real.clone());
+    guard_own(&mut req, scope, &real, None);
+    req.touches(t.exe(), Op::Unlink, real);
+    req.plan = Plan::Emulate(Emulation::Unlink { dir, name, flags });
+    Ok(req)
+}
+
+pub fn rename(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    (old_base, old): (Base, Ptr),
+    (new_base, new): (Base, Ptr),
+    flags: u32,
+) -> Result<Request, Failure> {
+    let (old_dir, old_real, old) = resolve_parent(t, scope, &t.path_arg(old_base, old)?)?;
+    let (new_dir, new_real, new) = resolve_parent(t, scope, &t.path_arg(new_base, new)?)?;
+    let mut req = Request::new(Category::Filesystem, Some(Op::Rename), libc::EACCES);
+    req.path = Some(format!("{old_real} -> {new_real}"));
+    for p in [old_real, new_real] {
+        guard_own(&mut req, scope, &p, None);
+        req.touches(t.exe(), Op::Rename, p);
+    }
+    req.plan = Plan::Emulate(Emulation::Rename {
+        old_dir,
+        old,
+        new_dir,
+        new,
+        flags,
+    });
+    Ok(req)
+}
+
+/// link, linkat: a new name for an existing file. Judged as a `link` at the
+/// new name; writing the file later through either name is refused anyway
+/// (a file with several links is unverifiable to write).
+pub fn link(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    (old_base, old): (Base, Ptr),
+    (new_base, new): (Base, Ptr),
+    flags: i32,
+) -> Result<Request, Failure> {
+    let old_raw = target::read_cstring(&t.memory(), old.0)?;
+    let (from, old_real) = if old_raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+        // linkat(fd, "", ..., AT_EMPTY_PATH): the fd's file (an O_TMPFILE
+        // file linked into place is the usual case).
+        let Base::Fd(fd) = old_base else {
+            return Err(Failure::Target(libc::ENOENT));
+        };
+        let file = t.take_fd(fd)?;
+        let real = t
+            .root()?
+            .real_path(&file)
+            .map_err(|e| Failure::ours("name the file behind the fd", e))?;
+        (LinkFrom::Fd(file), real)
+    } else {
+        let abs = if old_raw.starts_with('/') {
+            old_raw
+        } else if old_raw.is_empty() {
+            return Err(Failure::Target(libc::ENOENT));
+        } else {
+            crate::resolve::absolutize(&t.base_dir(old_base)?, &old_raw)
+        };
+        if flags & libc::AT_SYMLINK_FOLLOW != 0 {
+            match resolve_path(t, scope, &abs, true)? {
+                Resolved::Existing { fd, real } => (LinkFrom::Fd(fd), real),
+                Resolved::Missing { .. } => return Err(Failure::Target(libc::ENOENT)),
+            }
+        } else {
+            let (dir, real, name) = resolve_parent(t, scope, &abs)?;
+            (LinkFrom::Name { dir, name }, real)
+        }
+    };
+    let (new_dir, new_real, new) = resolve_parent(t, scope, &t.path_arg(new_base, new)?)?;
+    let mut req = Request::new(Category::Filesystem, Some(Op::Link), libc::EACCES);
+    req.path = Some(format!("{old_real} -> {new_real}"));
+    guard_own(&mut req, scope, &old_real, None);
+    guard_own(&mut req, scope, &new_real, None);
+    req.touches(t.exe(), Op::Link, new_real);
+    req.plan = Plan::Emulate(Emulation::Link { from, new_dir, new });
+    Ok(req)
+}
+
+/// symlink, symlinkat: judged as a `symlink` at the new name. What it points
+/// to is judged whenever it is followed (paths are resolved in full).
+pub fn symlink(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    target_ptr: Ptr,
+    base: Base,
+    path: Ptr,
+) -> Result<Request, Failure> {
+    let points_to = target::read_cstring(&t.memory(), target_ptr.0)?;
+    if points_to.is_empty() {
+        return Err(Failure::Target(libc::ENOENT));
+    }
+    let (dir, real, name) = resolve_parent(t, scope, &t.path_arg(base, path)?)?;
+    let mut req = Request::new(Category::Filesystem, Some(Op::Symlink), libc::EACCES);
+    req.path = Some(format!("{real} -> {points_to}"));
+    guard_own(&mut req, scope, &real, None);
+    req.touches(t.exe(), Op::Symlink, real);
+    req.plan = Plan::Emulate(Emulation::Symlink {
+        points_to,
+        dir,
+        name,
+    });
+    Ok(req)
+}
+
+pub fn mkdir(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    base: Base,
+    path: Ptr,
+    mode: u32,
+) -> Result<Request, Failure> {
+    let (dir, real, name) = resolve_parent(t, scope, &t.path_arg(base, path)?)?;
+    let mut req = Request::new(Category::Filesystem, Some(Op::Mkdir), libc::EACCES);
+    req.path = Some(real.clone());
+    guard_own(&mut req, scope, &real, None);
+    req.touches(t.exe(), Op::Mkdir, real);
+    req.plan = Plan::Emulate(Emulation::Mkdir {
+        dir,
+        name,
+        mode: mode & 0o7777 & !umask(t),
+    });
+    Ok(req)
+}
+
+/// mknod, mknodat. FIFOs, sockets and regular files are emulated; a device
+/// node is refused in enforce mode even when learned, since the supervisor
+/// would make it with its own capabilities (CAP_MKNOD), not the task's.
+pub fn mknod(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    base: Base,
+    path: Ptr,
+    mode: u32,
+    dev: u64,
+) -> Result<Request, Failure> {
+    let (dir, real, name) = resolve_parent(t, scope, &t.path_arg(base, path)?)?;
+    let mut req = Request::new(Category::Filesystem, Some(Op::Mknod), libc::EPERM);
+    req.path = Some(real.clone());
+    guard_own(&mut req, scope, &real, None);
+    let kind = mode & libc::S_IFMT;
+    if (kind == libc::S_IFCHR || kind == libc::S_IFBLK) && req.special.is_none() {
+        req.special = Some((
+            Kind::Unverifiable,
+            format!("{real}: a device node would be made with the supervisor's capabilities, not the task's"),
+        ));
+    }
+    req.touches(t.exe(), Op::Mknod, real);
+    req.plan = Plan::Emulate(Emulation::Mknod {
+        dir,
+        name,
+        mode: kind | (mode & 0o7777 & !umask(t)),
+        dev,
+    });
+    Ok(req)
+}
+
+/// chmod by path (`chmod`, `fchmodat`, `fchmodat2`) or by fd (`fchmod`).
+pub fn chmod(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    by_path: Option<(Base, Ptr, i32)>,
+    by_fd: Option<i32>,
+    mode: u32,
+) -> Result<Request, Failure> {
+    let (fd, real) = match (by_path, by_fd) {
+        (_, Some(fd)) => {
+            let f = t.take_fd(fd)?;
+            let real = t
+                .root()?
+                .real_path(&f)
+                .map_err(|e| Failure::ours("name the file behind the fd", e))?;
+            (f, real)
+        }
+        (Some((base, path, flags)), None) => {
+            let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+            match resolve_path(t, scope, &t.path_arg(base, path)?, follow)? {
+                Resolved::Existing { fd, real } => (fd, real),
+                Resolved::Missing { .. } => return Err(Failure::Target(libc::ENOENT)),
+            }
+        }
+        (None, None) => return Err(Failure::Target(libc::EINVAL)),
+    };
+    let mut req = Request::new(Category::Filesystem, Some(Op::Chmod), libc::EACCES);
+    req.path = Some(real.clone());
+    guard_own(&mut req, scope, &real, fstat(&fd).as_ref());
+    req.touches(t.exe(), Op::Chmod, real);
+    req.plan = Plan::Emulate(Emulation::Chmod {
+        fd,
+        mode: mode & 0o7777,
+    });
+    Ok(req)
+}
+
+/// setxattr, removexattr and their `l` and `f` forms: judged as a
+/// `setxattr` of the file (an ACL can make a file executable without chmod).
+pub fn xattr(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    of: XattrTarget,
+    name: Ptr,
+    value: Option<(Ptr, u64)>,
+    flags: i32,
+) -> Result<Request, Failure> {
+    let attr = target::read_cstring(&t.memory(), name.0)?;
+    if attr.is_empty() || attr.len() > XATTR_NAME_MAX {
+        return Err(Failure::Target(libc::ERANGE));
+    }
+    let value = match value {
+        Some((_, size)) if size > XATTR_SIZE_MAX => return Err(Failure::Target(libc::E2BIG)),
+        Some((ptr, size)) => Some(target::read_bytes(&t.memory(), ptr.0, size as usize)?),
+        None => None,
+    };
+    let (fd, real) = match of {
+        XattrTarget::Fd(fd) => {
+            let f = t.take_fd(fd)?;
+            let real = t
+                .root()?
+                .real_path(&f)
+                .map_err(|e| Failure::ours("name the file behind the fd", e))?;
+            (f, real)
+        }
+        XattrTarget::Path { path, follow } => {
+            match resolve_path(t, scope, &t.path_arg(Base::Cwd, path)?, follow)? {
+                Resolved::Existing { fd, real } => (fd, real),
+                Resolved::Missing { .. } => return Err(Failure::Target(libc::ENOENT)),
+            }
+        }
+    };
+    let mut req = Request::new(Category::Filesystem, Some(Op::Setxattr), libc::EACCES);
+    req.path = Some(real.clone());
+    let st = fstat(&fd);
+    guard_own(&mut req, scope, &real, st.as_ref());
+    if st.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK) && req.special.is_none() {
+        // Reached through /proc/self/fd, a symlink would be followed.
+        req.special = Some((
+            Kind::Unverifiable,
+            format!("{real} is a symbolic link: nfguard does not set attributes of links"),
+        ));
+    }
+    req.touches(t.exe(), Op::Setxattr, real);
+    req.plan = Plan::Emulate(Emulation::Xattr {
+        fd,
+        name: attr,
+        value,
+        flags,
+    });
+    Ok(req)
+}

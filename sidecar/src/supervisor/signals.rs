@@ -1,0 +1,166 @@
+//! Inspecting the calls that signal another process, and those that choose
+//! who an fd's SIGIO goes to: allowed (they are not part of a model) unless
+//! they reach nfguard's own processes, which is forbidden in every mode.
+//!
+//! Why: the keeper and the supervisor often run with the workload's uid, so
+//! the kernel lets the workload signal them. A stopped supervisor pauses every
+//! notified call (closed, not open, but the NF stops too); a killed keeper
+//! takes the container with it. `F_SETOWN` with `F_SETSIG` lets an fd's I/O
+//! send any signal, SIGKILL included, to a process of the caller's choosing,
+//! checked only when it is sent.
+//!
+//! The targets are registers (continued as they are), except a pidfd (an fd
+//! number another thread can swap: the supervisor sends the signal itself on
+//! the pidfd it checked) and the owner structs of F_SETOWN_EX, FIOSETOWN and
+//! SIOCSPGRP (in memory: the supervisor sets the owner from its copy).
+
+use std::os::fd::AsFd;
+
+use super::decode::{Ptr, Signal};
+use super::emulate::Emulation;
+use super::failure::Failure;
+use super::request::{Plan, Request, Scope};
+use super::target::{self, Target};
+use crate::event::Category;
+use crate::procfs;
+use crate::sys;
+
+/// F_OWNER_PID, F_OWNER_PGRP (linux/fcntl.h; F_OWNER_TID is 0).
+const F_OWNER_PID: i32 = 1;
+const F_OWNER_PGRP: i32 = 2;
+
+fn request() -> Request {
+    let mut req = Request::new(Category::Process, None, libc::EPERM);
+    req.plan = Plan::Continue;
+    req
+}
+
+/// Whom a pid argument of kill(2) (or F_SETOWN) reaches, if nfguard: `None`
+/// when it reaches none of nfguard's processes.
+fn reaches_nfguard(t: &Target<'_>, scope: &Scope<'_>, pid: i32) -> Option<String> {
+    match pid {
+        -1 => Some("every process the caller may signal, nfguard's among them".into()),
+        0 => {
+            let group = procfs::read_pgrp(t.tid()).unwrap_or(0);
+            (scope.nfguard_group)(group).then(|| {
+                format!("the caller's process group {group}, which holds nfguard's processes")
+            })
+        }
+        p if p < 0 => (scope.nfguard_group)(-p)
+            .then(|| format!("process group {}, which holds nfguard's processes", -p)),
+        // A tid names its process too.
+        p => thread_of_nfguard(scope, p),
+    }
+}
+
+/// A thread `tid` of nfguard's (of a process nfguard runs).
+fn thread_of_nfguard(scope: &Scope<'_>, tid: i32) -> Option<String> {
+    let tgid = procfs::read_status(tid).map(|s| s.tgid).unwrap_or(tid);
+    (scope.is_nfguard)(tgid).then(|| format!("a thread ({tid}) of nfguard's own process {tgid}"))
+}
+
+pub fn signal(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    syscall: &str,
+    s: Signal,
+) -> Result<Request, Failure> {
+    let mut req = request();
+    let (who, sig) = match s {
+        Signal::Pid { pid, sig } => (reaches_nfguard(t, scope, pid), sig),
+        Signal::Tid { tid, sig } => (thread_of_nfguard(scope, tid), sig),
+        Signal::TgidTid { tgid, tid, sig } => (
+            (scope.is_nfguard)(tgid)
+                .then(|| format!("nfguard's own process {tgid}"))
+                .or_else(|| thread_of_nfguard(scope, tid)),
+            sig,
+        ),
+        Signal::Pidfd {
+            fd,
+            sig,
+            info,
+            flags,
+        } => {
+            let pidfd = t.take_fd(fd)?;
+            let pid = sys::pidfd_pid(pidfd.as_fd())
+                .map_err(|e| Failure::theirs("read the pidfd's process", e))?;
+            let info = match info {
+                Ptr(0) => None,
+                Ptr(p) => Some(target::read_bytes(&t.memory(), p, 128)?),
+            };
+            req.plan = Plan::Emulate(Emulation::Signal {
+                pidfd,
+                sig,
+                info,
+                flags,
+            });
+            (
+                (scope.is_nfguard)(pid).then(|| format!("nfguard's own process {pid}")),
+                sig,
+            )
+        }
+    };
+    // Signal 0 only asks whether the target exists.
+    if let (Some(who), true) = (who, sig != 0) {
+        req.forbid(format!("{syscall} of signal {sig} to {who}"));
+    }
+    Ok(req)
+}
+
+/// F_SETOWN, F_SETOWN_EX (fcntl) and FIOSETOWN, SIOCSPGRP (ioctl).
+pub fn set_owner(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    syscall: &str,
+    fd: i32,
+    cmd: u32,
+    arg: u64,
+    ioctl: bool,
+) -> Result<Request, Failure> {
+    let mut req = request();
+    // (owner type, pid) as F_SETOWN_EX takes them, and the bytes the call
+    // reads from memory (the supervisor makes the call on its copy).
+    let (kind, pid, copy) = if ioctl {
+        let b = target::read_bytes(&t.memory(), arg, 4)?;
+        let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        // FIOSETOWN and SIOCSPGRP take F_SETOWN's convention: -pgrp for a group.
+        let (kind, pid) = if v < 0 {
+            (F_OWNER_PGRP, -v)
+        } else {
+            (F_OWNER_PID, v)
+        };
+        (kind, pid, Some(b))
+    } else if cmd == nfguard_policy::F_SETOWN_EX {
+        let b = target::read_bytes(&t.memory(), arg, 8)?;
+        let kind = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let pid = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        (kind, pid, Some(b))
+    } else {
+        let v = arg as u32 as i32;
+        if v < 0 {
+            (F_OWNER_PGRP, -v, None)
+        } else {
+            (F_OWNER_PID, v, None)
+        }
+    };
+    let who = match kind {
+        _ if pid == 0 => None,
+        F_OWNER_PGRP => (scope.nfguard_group)(pid)
+            .then(|| format!("process group {pid}, which holds nfguard's processes")),
+        _ => thread_of_nfguard(scope, pid),
+    };
+    if let Some(who) = who {
+        req.forbid(format!(
+            "{syscall} would send the fd's I/O signals (any signal, with F_SETSIG) to {who}"
+        ));
+    }
+    if let Some(arg) = copy {
+        req.plan = Plan::Emulate(Emulation::SetOwner {
+            fd: t.take_fd(fd)?,
+            cmd,
+            ioctl,
+            arg,
+        });
+    }
+    Ok(req)
+}

@@ -1,0 +1,336 @@
+//! Inspecting the network calls: socket, connect, bind, listen, and sends that
+//! connect on their own (`MSG_FASTOPEN`).
+//!
+//! A socket is always taken from the task (`pidfd_getfd` of the calling
+//! thread's fd) and acted on by the supervisor in enforce mode, so a thread
+//! that swaps another socket onto the fd number after the check changes
+//! nothing. A unix socket path is resolved in the task's root with its
+//! rights, judged by its real path (a symlink swapped in for a learned but
+//! absent path names where it points), and reached through the fd the
+//! supervisor holds (`/proc/self/fd/N`), with the task's rights.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use super::decode::{Base, Ptr, Sends};
+use super::emulate::Emulation;
+use super::failure::Failure;
+use super::request::{guard_own, resolve_parent, resolve_path, Plan, Request, Scope};
+use super::target::{self, Target};
+use crate::event::{Category, Kind, Op};
+use crate::model::{ListenEntry, Observation, PeerEntry, SocketEntry, UnixEntry};
+use crate::net::{self, SockAddr, UnixAddr};
+use crate::resolve::Resolved;
+use crate::sys;
+
+/// The most a sendto/sendmsg with MSG_FASTOPEN is made to send at once: the
+/// call returns the count sent, as a stream socket may.
+const SEND_MAX: usize = 64 * 1024;
+/// `sun_path`'s size.
+const SUN_PATH: usize = 108;
+
+pub fn socket(t: &Target<'_>, family: i32, kind: i32, protocol: i32) -> Request {
+    let mut req = Request::new(Category::Network, Some(Op::Socket), libc::EACCES);
+    req.family = Some(net::family_name(family));
+    req.protocol = Some(match family {
+        libc::AF_INET | libc::AF_INET6 => net::protocol_name(kind, protocol),
+        _ => protocol.to_string(),
+    });
+    req.observations.push(Observation::Socket(SocketEntry {
+        exe: t.exe().to_string(),
+        family: net::family_name(family),
+        kind: net::type_name(kind),
+        protocol,
+    }));
+    // All three arguments are registers: the kernel uses exactly what we saw.
+    req.plan = Plan::Continue;
+    req
+}
+
+/// The socket behind the task's fd, with its domain, type and protocol.
+fn socket_of(t: &Target<'_>, fd: i32) -> Result<(OwnedFd, i32, i32, i32), Failure> {
+    let sock = t.take_fd(fd)?;
+    let opt = |name| sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, name);
+    let family = opt(libc::SO_DOMAIN).map_err(|_| Failure::Target(libc::ENOTSOCK))?;
+    let kind = opt(libc::SO_TYPE).unwrap_or(0);
+    let proto = opt(libc::SO_PROTOCOL).unwrap_or(0);
+    Ok((sock, family, kind, proto))
+}
+
+/// A sockaddr_un for `path`.
+fn unix_addr(path: &str) -> Vec<u8> {
+    let mut b = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+    b.extend_from_slice(path.as_bytes());
+    b.push(0);
+    b
+}
+
+/// What a peer address means for the model and the event; and, for a unix
+/// path, the fds and the address the supervisor acts through.
+struct Peer {
+    /// The address the supervisor's own call uses.
+    addr: Vec<u8>,
+    /// Fds that must stay open while it is used (`/proc/self/fd/N` paths).
+    holds: Vec<OwnedFd>,
+}
+
+/// Fills `req` with what `bytes` (a sockaddr of the task) names, for a
+/// connect-like (`bind: false`) or bind call on a socket of `kind`/`proto`.
+fn peer(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    req: &mut Request,
+    op: Op,
+    bytes: &[u8],
+    (kind, proto): (i32, i32),
+) -> Result<Peer, Failure> {
+    let exe = t.exe().to_string();
+    let mut out = Peer {
+        addr: bytes.to_vec(),
+        holds: Vec::new(),
+    };
+    match net::parse_sockaddr(bytes).map_err(|_| Failure::Target(libc::EINVAL))? {
+        SockAddr::Inet { address, port } => {
+            let protocol = net::protocol_name(kind, proto);
+            req.protocol = Some(protocol.clone());
+            req.address = Some(address.clone());
+            req.port = Some(port);
+            if op != Op::Bind {
+                req.observations.push(Observation::Connect(PeerEntry {
+                    exe,
+                    protocol,
+                    address,
+                    port,
+                }));
+            } else if port != 0 {
+                req.observations.push(Observation::Listen(ListenEntry {
+                    exe,
+                    protocol,
+                    port,
+                }));
+            }
+        }
+        SockAddr::Unix(UnixAddr::Path(p)) => {
+            let abs = crate::resolve::absolutize(&t.base_dir(Base::Cwd)?, &p);
+            let (real, via) = if op == Op::Bind {
+                // The socket file is made in the directory resolved here.
+                let (dir, real, name) = resolve_parent(t, scope, &abs)?;
+                let via = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+                out.holds.push(dir);
+                (real, via)
+            } else {
+                // Connect to the socket resolved here, whatever the path names later.
+                match resolve_path(t, scope, &abs, true)? {
+                    Resolved::Existing { fd, real } => {
+                        let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                        out.holds.push(fd);
+                        (real, via)
+                    }
+                    Resolved::Missing { .. } => return Err(Failure::Target(libc::ENOENT)),
+                }
+            };
+            if via.len() >= SUN_PATH {
+                req.special = Some((
+                    Kind::Unverifiable,
+                    format!("unix socket path {real} is too long to act on safely"),
+                ));
+            } else {
+                out.addr = unix_addr(&via);
+            }
+            req.path = Some(real.clone());
+            guard_own(req, scope, &real, None);
+            req.observations.push(Observation::Unix(UnixEntry {
+                exe,
+                op: if op == Op::Bind { "bind" } else { "connect" }.into(),
+                path: real,
+            }));
+        }
+        SockAddr::Unix(UnixAddr::Abstract(name)) => {
+            let shown = format!("@{name}");
+            req.path = Some(shown.clone());
+            req.observations.push(Observation::Unix(UnixEntry {
+                exe,
+                op: if op == Op::Bind { "bind" } else { "connect" }.into(),
+                path: shown,
+            }));
+        }
+        SockAddr::Unix(UnixAddr::Unnamed) | SockAddr::Unspec | SockAddr::Other(_) => {}
+    }
+    Ok(out)
+}
+
+/// connect (`bind: false`) and bind.
+pub fn sockaddr(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    bind: bool,
+    fd: i32,
+    addr: Ptr,
+    len: i32,
+) -> Result<Request, Failure> {
+    let op = if bind { Op::Bind } else { Op::Connect };
+    let mut req = Request::new(Category::Network, Some(op), libc::EACCES);
+    // The kernel's bounds (move_addr_to_kernel: 0..=sizeof(sockaddr_storage));
+    // a sockaddr shorter than its family field is EINVAL for every family.
+    let len = match usize::try_from(len) {
+        Ok(l) if (2..=128).contains(&l) => l,
+        _ => return Err(Failure::Target(libc::EINVAL)),
+    };
+    let bytes = target::read_bytes(&t.memory(), addr.0, len)?;
+    let (sock, family, kind, proto) = socket_of(t, fd)?;
+    req.family = Some(net::family_name(family));
+    let peer = peer(t, scope, &mut req, op, &bytes, (kind, proto))?;
+    let unix = family == libc::AF_UNIX;
+    req.plan = Plan::Emulate(if bind {
+        Emulation::Bind {
+            sock,
+            addr: peer.addr,
+            holds: peer.holds,
+        }
+    } else {
+        Emulation::Connect {
+            sock,
+            addr: peer.addr,
+            holds: peer.holds,
+            as_caller: unix,
+        }
+    });
+    Ok(req)
+}
+
+pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure> {
+    let mut req = Request::new(Category::Network, Some(Op::Listen), libc::EACCES);
+    let (sock, family, kind, proto) = socket_of(t, fd)?;
+    req.family = Some(net::family_name(family));
+    if family == libc::AF_INET || family == libc::AF_INET6 {
+        let name = sys::getsockname_raw(sock.as_fd())
+            .map_err(|e| Failure::ours("read the socket's name", e))?;
+        if let Ok(SockAddr::Inet { address, port }) = net::parse_sockaddr(&name) {
+            let protocol = net::protocol_name(kind, proto);
+            req.protocol = Some(protocol.clone());
+            req.address = Some(address);
+            req.port = Some(port);
+            req.observations.push(Observation::Listen(ListenEntry {
+                exe: t.exe().to_string(),
+                protocol,
+                port,
+            }));
+        }
+    }
+    req.plan = Plan::Emulate(Emulation::Listen { sock, backlog });
+    Ok(req)
+}
+
+/// A `struct msghdr`'s fields (x86_64 layout, 56 bytes).
+struct MsgHdr {
+    name: u64,
+    namelen: u32,
+    iov: u64,
+    iovlen: u64,
+    controllen: u64,
+}
+
+fn msghdr(bytes: &[u8]) -> MsgHdr {
+    let u64_at = |o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[o..o + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[8..12]);
+    MsgHdr {
+        name: u64_at(0),
+        namelen: u32::from_ne_bytes(w),
+        iov: u64_at(16),
+        iovlen: u64_at(24),
+        controllen: u64_at(40),
+    }
+}
+
+/// The data of `iovlen` iovecs at `iov`, at most `SEND_MAX` bytes of it.
+fn gather(t: &Target<'_>, iov: u64, iovlen: u64) -> Result<Vec<u8>, Failure> {
+    if iovlen > 1024 {
+        return Err(Failure::Target(libc::EMSGSIZE));
+    }
+    let vec = target::read_bytes(&t.memory(), iov, 16 * iovlen as usize)?;
+    let mut data = Vec::new();
+    for v in vec.chunks_exact(16) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&v[..8]);
+        let base = u64::from_ne_bytes(b);
+        b.copy_from_slice(&v[8..]);
+        let len = u64::from_ne_bytes(b) as usize;
+        let take = len.min(SEND_MAX - data.len());
+        if take > 0 {
+            data.extend(target::read_bytes(&t.memory(), base, take)?);
+        }
+        if data.len() == SEND_MAX {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+/// sendto, sendmsg, sendmmsg with MSG_FASTOPEN: a TCP connect with data, and
+/// no connect() call. The destination is judged as a connect; in enforce
+/// mode the supervisor makes the send from its copy of the address and data.
+pub fn send(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    fd: i32,
+    of: Sends,
+    flags: i32,
+) -> Result<Request, Failure> {
+    let mut req = Request::new(Category::Network, Some(Op::Send), libc::EACCES);
+    let (name, namelen, data, messages) = match of {
+        Sends::To {
+            buf,
+            len,
+            addr,
+            addrlen,
+        } => {
+            let take = (len as usize).min(SEND_MAX);
+            let data = target::read_bytes(&t.memory(), buf.0, take)?;
+            (addr.0, addrlen, data, false)
+        }
+        Sends::Msg { msg } | Sends::Mmsg { vec: msg, .. } => {
+            if let Sends::Mmsg { vlen: 0, .. } = of {
+                return Err(Failure::Target(libc::EINVAL));
+            }
+            let h = msghdr(&target::read_bytes(&t.memory(), msg.0, 56)?);
+            if h.controllen > 0 {
+                // Control data names fds and credentials of the task's own:
+                // the supervisor's copy cannot carry them.
+                return Err(Failure::refused(
+                    libc::EOPNOTSUPP,
+                    "a MSG_FASTOPEN send with control data (fds, credentials) cannot be made for the task",
+                ));
+            }
+            let data = gather(t, h.iov, h.iovlen)?;
+            let namelen = i32::try_from(h.namelen).map_err(|_| Failure::Target(libc::EINVAL))?;
+            (h.name, namelen, data, matches!(of, Sends::Mmsg { .. }))
+        }
+    };
+    let (sock, family, kind, proto) = socket_of(t, fd)?;
+    req.family = Some(net::family_name(family));
+    let mut addr = None;
+    let mut holds = Vec::new();
+    if name != 0 {
+        let len = match usize::try_from(namelen) {
+            Ok(l) if (2..=128).contains(&l) => l,
+            _ => return Err(Failure::Target(libc::EINVAL)),
+        };
+        let bytes = target::read_bytes(&t.memory(), name, len)?;
+        let p = peer(t, scope, &mut req, Op::Send, &bytes, (kind, proto))?;
+        addr = Some(p.addr);
+        holds = p.holds;
+    }
+    req.plan = Plan::Emulate(Emulation::Send {
+        sock,
+        addr,
+        holds,
+        data,
+        flags,
+        messages,
+    });
+    Ok(req)
+}
