@@ -1,0 +1,1345 @@
+//! The adversary: what code running inside a monitored NF would do to defeat
+//! nfguard's enforce mode, or to act unseen in alert mode (issue 11).
+//!
+//! It runs as the workload under `nfguard run`: the same uid as the
+//! supervisor, no capabilities, only unprivileged syscalls. Each subcommand is
+//! one attack (or one legitimate action, for the learning runs), and prints
+//! one line per attempt, `<what> ok` or `<what> errno=N`, so the tests in
+//! `tests/adversary.rs` can assert on what the kernel answered; the tests
+//! check each attack's *effect* from outside (the file, the peer, the marker
+//! output), never only these lines.
+//!
+//! Subcommands can be chained with `+` (`write A + link A B + unlink A`), and
+//! `thread OP ARGS` runs one of them on a worker thread instead of the
+//! thread-group leader. Raw `syscall(2)` is used on purpose: each attack makes
+//! exactly the syscall it is about (glibc would pick `openat` for `open`,
+//! `mknodat` for `mkfifo`, `clone3` for `posix_spawn`), with argument memory
+//! under its control. Built by `cargo test` (examples are), never shipped.
+//!
+//! Who is who, as the workload finds them: the keeper is its parent (the
+//! launcher forks the command and stays), the supervisor is the keeper's
+//! parent under `nfguard run`.
+//!
+//! Run with no arguments, it is the program the model forbids: it prints
+//! `FORBIDDEN-RAN pid=N` (standard output, which no filter sees) and exits 42.
+//! The races and the mount attacks exec copies of it.
+//!
+//! The subcommands, by class of the issue (each arm below says why it works):
+//!
+//! | class | subcommands |
+//! | --- | --- |
+//! | legitimate actions, and class 0 through `thread` | `connect`, `bind`, `bind-listen`, `listen`, `socket`, `write`, `unlink`, `rename`, `chmod`, `exec`, `unix-connect`, `sleep` |
+//! | 1 nfguard's own handles | `whoami`, `steal-listener`, `rewrite-file`, `memory`, `signal` |
+//! | 2 exec proof races | `race-shm`, `race-cwd`, `race-clone-vm`, `spawn-threaded` |
+//! | 3 namespaces and mounts | `userns-exec`, `userns-write`, `clone3-exec`, `clone-exec` |
+//! | 4 the filesystem | `link`, `linkat`, `tmpfile-link`, `symlink`, `symlinkat`, `mkdir`, `mkdirat`, `mknod`, `mknodat`, `rmdir`, `setxattr-acl`, `open-by-handle`, `reopen-self-fd`, `reopen-dev-fd`, `oom-score-adj`, `rewrite-exec` |
+//! | 5 network without connect | `fastopen` |
+//! | 6 silent outcomes | `starve-fds`, `undumpable` |
+//! | 7 left unsupervised | `linger` |
+#![allow(clippy::undocumented_unsafe_blocks)]
+
+use std::ffi::CString;
+use std::os::raw::c_char;
+use std::time::{Duration, Instant};
+
+// ---- small helpers -------------------------------------------------------
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn cs(s: &str) -> CString {
+    CString::new(s).expect("arguments hold no NUL byte")
+}
+
+/// Prints `what ok` or `what errno=N` for a raw syscall's return; returns it.
+fn say(what: &str, rc: libc::c_long) -> libc::c_long {
+    let e = errno();
+    if rc < 0 {
+        println!("{what} errno={e}");
+    } else {
+        println!("{what} ok");
+    }
+    rc
+}
+
+fn close(fd: libc::c_long) {
+    if fd >= 0 {
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+fn write_fd(fd: libc::c_long, data: &[u8]) -> libc::c_long {
+    unsafe { libc::write(fd as i32, data.as_ptr().cast(), data.len()) as libc::c_long }
+}
+
+/// `openat(AT_FDCWD, path, flags, mode)` as the raw syscall.
+fn openat(path: &str, flags: i32, mode: u32) -> libc::c_long {
+    let p = cs(path);
+    unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, p.as_ptr(), flags, mode) }
+}
+
+fn ppid_of(pid: i32) -> i32 {
+    // The fields after the command name, which may hold spaces and parens.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            rest.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn state_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            rest.split_whitespace().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| "gone".into())
+}
+
+/// The keeper: our parent (the launcher forked us and stayed).
+fn keeper() -> i32 {
+    unsafe { libc::getppid() }
+}
+
+/// The supervisor: the keeper's parent under `nfguard run`.
+fn supervisor() -> i32 {
+    ppid_of(keeper())
+}
+
+fn target(who: &str) -> i32 {
+    match who {
+        "keeper" => keeper(),
+        "supervisor" => supervisor(),
+        other => other.parse().expect("keeper, supervisor or a pid"),
+    }
+}
+
+/// `(fd, link)` for each fd of `pid` we can list.
+fn fd_links(pid: i32) -> Vec<(i32, String)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(i32, String)> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            let l = std::fs::read_link(e.path()).ok()?;
+            Some((n, l.to_string_lossy().into_owned()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn link_of_own_fd(fd: libc::c_long) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn inet(host: &str, port: u16) -> libc::sockaddr_in {
+    let ip: std::net::Ipv4Addr = host.parse().expect("an IPv4 address");
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn unix_addr(path: &str) -> (libc::sockaddr_un, u32) {
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as u16;
+    for (i, b) in path.bytes().enumerate() {
+        sa.sun_path[i] = b as c_char;
+    }
+    (sa, (2 + path.len() + 1) as u32)
+}
+
+fn tcp_socket() -> libc::c_long {
+    unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0) }
+}
+
+fn set_timeout(fd: libc::c_long, secs: i64) {
+    let tv = libc::timeval {
+        tv_sec: secs,
+        tv_usec: 0,
+    };
+    for opt in [libc::SO_SNDTIMEO, libc::SO_RCVTIMEO] {
+        unsafe {
+            libc::setsockopt(
+                fd as i32,
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+    }
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn wait_status(pid: i32) -> i32 {
+    let mut st = 0;
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    st
+}
+
+/// An empty environment for exec: the scripts below need none.
+fn exec(path: *const c_char, argv: &[*const c_char]) -> libc::c_long {
+    let envp = [std::ptr::null::<c_char>()];
+    unsafe { libc::syscall(libc::SYS_execve, path, argv.as_ptr(), envp.as_ptr()) }
+}
+
+/// A page of memory another task writes while we exec from it: flips
+/// between two paths of the same length, byte by byte, until killed.
+fn flip_forever(buf: *mut u8, a: &[u8], b: &[u8]) -> ! {
+    loop {
+        for s in [a, b] {
+            for (i, c) in s.iter().enumerate() {
+                unsafe { std::ptr::write_volatile(buf.add(i), *c) };
+            }
+        }
+    }
+}
+
+/// Tallies of a race: what each exec attempt turned into.
+#[derive(Default)]
+struct Tally {
+    attempts: u32,
+    ok: u32,
+    forbidden: u32,
+    refused: u32,
+    killed: u32,
+}
+
+impl Tally {
+    /// The forbidden program exits 42; the allowed one 0; a refused exec
+    /// 100 + errno (the child's own `_exit`); a task killed before it ran
+    /// (what a ptrace-based check does) by a signal.
+    fn add(&mut self, status: i32) {
+        self.attempts += 1;
+        if libc::WIFSIGNALED(status) {
+            self.killed += 1;
+        } else {
+            match libc::WEXITSTATUS(status) {
+                0 => self.ok += 1,
+                42 => self.forbidden += 1,
+                _ => self.refused += 1,
+            }
+        }
+    }
+    fn print(&self, what: &str) {
+        println!(
+            "{what} attempts={} ok={} forbidden={} refused={} killed={}",
+            self.attempts, self.ok, self.forbidden, self.refused, self.killed
+        );
+    }
+}
+
+// ---- seccomp user notification, from the attacker's side ------------------
+
+#[repr(C)]
+#[derive(Default)]
+struct SeccompData {
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct SeccompNotif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    data: SeccompData,
+}
+
+#[repr(C)]
+struct SeccompNotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+/// `_IOWR('!', 0, struct seccomp_notif)` and `_IOWR('!', 1, struct seccomp_notif_resp)`.
+const NOTIF_RECV: u64 = 0xc050_2100;
+const NOTIF_SEND: u64 = 0xc018_2101;
+const FLAG_CONTINUE: u32 = 1;
+
+/// Forks a process that answers every notification on `listener` with
+/// CONTINUE (the kernel then runs the call as asked) until `stop` closes.
+/// Returns its pid and the write end that stops it.
+fn spawn_answerer(listener: libc::c_long) -> (i32, i32) {
+    let mut p = [0i32; 2];
+    unsafe { libc::pipe(p.as_mut_ptr()) };
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe { libc::close(p[1]) };
+        let mut answered = 0u32;
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: listener as i32,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: p[0],
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+            if fds[1].revents != 0 {
+                break;
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                let mut n = SeccompNotif::default();
+                if unsafe { libc::ioctl(listener as i32, NOTIF_RECV, &mut n) } == 0 {
+                    let r = SeccompNotifResp {
+                        id: n.id,
+                        val: 0,
+                        error: 0,
+                        flags: FLAG_CONTINUE,
+                    };
+                    if unsafe { libc::ioctl(listener as i32, NOTIF_SEND, &r) } == 0 {
+                        answered += 1;
+                    }
+                }
+            }
+        }
+        println!("answerer answered={answered}");
+        unsafe { libc::_exit(0) };
+    }
+    unsafe { libc::close(p[0]) };
+    (pid, p[1])
+}
+
+/// With a stolen listener: stop the supervisor, answer our own
+/// notifications, do what the model forbids, then put things back so the
+/// run can end (an attacker would not).
+fn takeover(listener: libc::c_long, forbidden: &str) {
+    let sup = supervisor();
+    say("stop supervisor", unsafe {
+        libc::kill(sup, libc::SIGSTOP) as libc::c_long
+    });
+    let (answerer, stop) = spawn_answerer(listener);
+    sleep_ms(50);
+    // If the supervisor still runs, it and the answerer race for each
+    // notification: try a few times.
+    let mut rc = -1;
+    for _ in 0..20 {
+        rc = openat(
+            forbidden,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+            0o644,
+        );
+        if rc >= 0 {
+            write_fd(rc, b"taken over\n");
+            close(rc);
+            break;
+        }
+        sleep_ms(20);
+    }
+    say("forbidden write", rc);
+    unsafe { libc::close(stop) };
+    wait_status(answerer);
+    unsafe { libc::kill(sup, libc::SIGCONT) };
+}
+
+// ---- the subcommands -----------------------------------------------------
+
+/// Runs one subcommand; `args[0]` is its name.
+fn run(args: &[String]) {
+    let a = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let port = |i: usize| -> u16 { a(i).parse().expect("a port") };
+    match a(0).as_str() {
+        // -- legitimate actions (learned), and the notified calls of class 0 --
+        "connect" => {
+            // TCP connect, then a line for the peer to receive.
+            let fd = say("socket", tcp_socket());
+            set_timeout(fd, 2);
+            let sa = inet(&a(1), port(2));
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_connect,
+                    fd,
+                    &sa as *const libc::sockaddr_in,
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                )
+            };
+            if say("connect", rc) == 0 {
+                write_fd(fd, b"hello\n");
+            }
+            close(fd);
+        }
+        "bind" => {
+            let fd = say("socket", tcp_socket());
+            let sa = inet("127.0.0.1", port(1));
+            say("bind", unsafe {
+                libc::syscall(
+                    libc::SYS_bind,
+                    fd,
+                    &sa as *const libc::sockaddr_in,
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                )
+            });
+            close(fd);
+        }
+        "bind-listen" => {
+            // bind() then listen() on the same thread: the learned way to serve.
+            let fd = say("socket", tcp_socket());
+            let sa = inet("127.0.0.1", port(1));
+            say("bind", unsafe {
+                libc::syscall(
+                    libc::SYS_bind,
+                    fd,
+                    &sa as *const libc::sockaddr_in,
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                )
+            });
+            say("listen", unsafe { libc::syscall(libc::SYS_listen, fd, 8) });
+            close(fd);
+        }
+        "listen" => {
+            // listen() on an unbound socket: the kernel picks a port (autobind),
+            // so listen is judged on its own, with no bind() before it.
+            let fd = say("socket", tcp_socket());
+            let rc = say("listen", unsafe { libc::syscall(libc::SYS_listen, fd, 8) });
+            if rc == 0 {
+                let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                unsafe {
+                    libc::getsockname(
+                        fd as i32,
+                        (&mut sa as *mut libc::sockaddr_in).cast(),
+                        &mut len,
+                    )
+                };
+                println!("listening port={}", u16::from_be(sa.sin_port));
+            }
+            close(fd);
+        }
+        "socket" => {
+            let (f, t, p): (i32, i32, i32) = (
+                a(1).parse().unwrap(),
+                a(2).parse().unwrap(),
+                a(3).parse().unwrap(),
+            );
+            close(say("socket", unsafe {
+                libc::syscall(libc::SYS_socket, f, t, p)
+            }));
+        }
+        "write" => {
+            let fd = say(
+                "write",
+                openat(
+                    &a(1),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                    0o644,
+                ),
+            );
+            write_fd(fd, b"x\n");
+            close(fd);
+        }
+        "unlink" => {
+            let p = cs(&a(1));
+            say("unlink", unsafe {
+                libc::syscall(libc::SYS_unlink, p.as_ptr())
+            });
+        }
+        "rename" => {
+            let (o, n) = (cs(&a(1)), cs(&a(2)));
+            say("rename", unsafe {
+                libc::syscall(libc::SYS_rename, o.as_ptr(), n.as_ptr())
+            });
+        }
+        "chmod" => {
+            let p = cs(&a(1));
+            let mode = u32::from_str_radix(&a(2), 8).expect("an octal mode");
+            say("chmod", unsafe {
+                libc::syscall(libc::SYS_chmod, p.as_ptr(), mode)
+            });
+        }
+        "exec" => {
+            let owned: Vec<CString> = args[1..].iter().map(|s| cs(s)).collect();
+            let mut argv: Vec<*const c_char> = owned.iter().map(|s| s.as_ptr()).collect();
+            argv.push(std::ptr::null());
+            say("exec", exec(owned[0].as_ptr(), &argv));
+        }
+        "sleep" => sleep_ms(a(1).parse().unwrap()),
+        "undumpable" => {
+            // Class 6: a task the supervisor cannot read (no ptrace rights
+            // over a non-dumpable task): every call it makes must then be an
+            // internal-error event, not a silent pass.
+            say("undumpable", unsafe {
+                libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) as libc::c_long
+            });
+        }
+
+        // -- class 1: nfguard's own handles --
+        "whoami" => {
+            // For the tests: which pids an event about this attack may name.
+            println!(
+                "who self={} keeper={} supervisor={}",
+                std::process::id(),
+                keeper(),
+                supervisor()
+            );
+        }
+        "steal-listener" => {
+            // The keeper holds the seccomp listener and is our parent with our
+            // uid; the supervisor holds a copy. pidfd_getfd needs only ptrace
+            // rights (same uid, dumpable), and is not notified. With the
+            // listener, stop the supervisor and answer our own calls with
+            // CONTINUE: the model no longer applies, and nothing is logged.
+            // The /proc/<pid>/fd variants try reopening it instead.
+            let (who, how) = a(1)
+                .split_once('-')
+                .map(|(w, h)| (w.to_string(), h.to_string()))
+                .unwrap_or_default();
+            let pid = target(&who);
+            let mut listener = -1;
+            let candidates: Vec<i32> = {
+                let listed: Vec<i32> = fd_links(pid)
+                    .into_iter()
+                    .filter(|(_, l)| l.contains("seccomp"))
+                    .map(|(n, _)| n)
+                    .collect();
+                // /proc/<pid>/fd unreadable: try fd numbers blindly.
+                if listed.is_empty() {
+                    (0..64).collect()
+                } else {
+                    listed
+                }
+            };
+            if how == "getfd" {
+                let pidfd = say(&format!("pidfd_open {who}"), unsafe {
+                    libc::syscall(libc::SYS_pidfd_open, pid, 0)
+                });
+                let mut last = 0;
+                for n in candidates {
+                    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, n, 0) };
+                    if fd < 0 {
+                        last = errno();
+                        continue;
+                    }
+                    if link_of_own_fd(fd).contains("seccomp") {
+                        listener = fd;
+                        break;
+                    }
+                    close(fd);
+                }
+                if listener >= 0 {
+                    println!("pidfd_getfd {who} ok");
+                } else {
+                    println!("pidfd_getfd {who} errno={last}");
+                }
+            } else {
+                let mut last = 0;
+                for n in candidates {
+                    let fd = openat(&format!("/proc/{pid}/fd/{n}"), libc::O_RDONLY, 0);
+                    if fd < 0 {
+                        last = errno();
+                        continue;
+                    }
+                    if link_of_own_fd(fd).contains("seccomp") {
+                        listener = fd;
+                        break;
+                    }
+                    close(fd);
+                }
+                if listener >= 0 {
+                    println!("reopen {who} ok");
+                } else {
+                    println!("reopen {who} errno={last}");
+                }
+            }
+            if listener >= 0 {
+                takeover(listener, &a(2));
+            } else {
+                run(&["write".into(), a(2)]);
+            }
+        }
+        "rewrite-file" => {
+            // Truncate and forge a file of nfguard's (the events file, the
+            // model) through every door: a plain open, the supervisor's own fd
+            // (pidfd_getfd, or /proc/<supervisor>/fd/N), its cwd, and our own
+            // read-only fd reopened for write through /proc/self/fd or /dev/fd.
+            let (how, path) = (a(1), a(2));
+            let forged = b"{\"forged\":true}\n";
+            let sup = supervisor();
+            let sup_fd = || {
+                let want = std::fs::canonicalize(&path)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| path.clone());
+                fd_links(sup)
+                    .into_iter()
+                    .find(|(_, l)| *l == want)
+                    .map(|(n, _)| n)
+            };
+            let trunc = libc::O_WRONLY | libc::O_TRUNC;
+            let fd = match how.as_str() {
+                "direct" => openat(&path, trunc, 0),
+                "supervisor-getfd" => {
+                    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, sup, 0) };
+                    match sup_fd() {
+                        Some(n) => {
+                            let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, n, 0) };
+                            if fd >= 0 {
+                                unsafe { libc::ftruncate(fd as i32, 0) };
+                            }
+                            fd
+                        }
+                        None => {
+                            // Unlisted: try the first fds blindly, as an attacker would.
+                            (0..16)
+                                .map(|n| unsafe {
+                                    libc::syscall(libc::SYS_pidfd_getfd, pidfd, n, 0)
+                                })
+                                .find(|fd| *fd >= 0 && link_of_own_fd(*fd).ends_with(&path))
+                                .unwrap_or(-1)
+                        }
+                    }
+                }
+                "supervisor-procfd" => match sup_fd() {
+                    Some(n) => openat(&format!("/proc/{sup}/fd/{n}"), trunc, 0),
+                    None => {
+                        unsafe { *libc::__errno_location() = libc::ENOENT };
+                        -1
+                    }
+                },
+                "supervisor-cwd" => {
+                    let name = path.rsplit('/').next().unwrap_or_default();
+                    openat(&format!("/proc/{sup}/cwd/{name}"), trunc, 0)
+                }
+                "self-procfd" | "dev-fd" => {
+                    let ro = openat(&path, libc::O_RDONLY, 0);
+                    let dir = if how == "dev-fd" {
+                        "/dev/fd"
+                    } else {
+                        "/proc/self/fd"
+                    };
+                    openat(&format!("{dir}/{ro}"), trunc, 0)
+                }
+                other => panic!("rewrite-file: unknown way {other}"),
+            };
+            if say(&format!("rewrite {how}"), fd) >= 0 {
+                write_fd(fd, forged);
+                close(fd);
+            }
+        }
+        "memory" => {
+            // Read and write the keeper's and the supervisor's memory, and
+            // attach to them. Writes put back 8 zero bytes at the very end
+            // of the stack mapping (below the end marker: always zero), so a
+            // successful write changes nothing but proves it could.
+            let how = a(1);
+            for who in ["keeper", "supervisor"] {
+                let pid = target(who);
+                let addr = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                    .ok()
+                    .and_then(|m| {
+                        let line = m.lines().find(|l| l.ends_with("[stack]"))?.to_string();
+                        let end = line.split(['-', ' ']).nth(1)?.to_string();
+                        u64::from_str_radix(&end, 16).ok()
+                    })
+                    .map(|end| end - 8)
+                    // Maps unreadable: an unmapped address, so the errno shows
+                    // whether we were refused (EPERM) or merely missed (EFAULT).
+                    .unwrap_or(0x1000);
+                let mut buf = [0u8; 8];
+                let local = libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: 8,
+                };
+                let remote = libc::iovec {
+                    iov_base: addr as *mut libc::c_void,
+                    iov_len: 8,
+                };
+                let what = format!("{how} {who}");
+                match how.as_str() {
+                    "vm-readv" => say(&what, unsafe {
+                        libc::syscall(libc::SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0)
+                    }),
+                    "vm-writev" => say(&what, unsafe {
+                        libc::syscall(libc::SYS_process_vm_writev, pid, &local, 1, &remote, 1, 0)
+                    }),
+                    "mem-read" | "mem-write" => {
+                        let flags = if how == "mem-read" {
+                            libc::O_RDONLY
+                        } else {
+                            libc::O_RDWR
+                        };
+                        let fd = openat(&format!("/proc/{pid}/mem"), flags, 0);
+                        if fd < 0 {
+                            say(&what, fd)
+                        } else {
+                            let rc = unsafe {
+                                if how == "mem-read" {
+                                    libc::pread(fd as i32, buf.as_mut_ptr().cast(), 8, addr as i64)
+                                } else {
+                                    libc::pwrite(fd as i32, buf.as_ptr().cast(), 8, addr as i64)
+                                }
+                            };
+                            close(fd);
+                            say(&what, rc as libc::c_long)
+                        }
+                    }
+                    "ptrace" => {
+                        // PTRACE_SEIZE does not stop the tracee; our exit detaches.
+                        say(&what, unsafe {
+                            libc::syscall(libc::SYS_ptrace, libc::PTRACE_SEIZE, pid, 0, 0)
+                        })
+                    }
+                    other => panic!("memory: unknown way {other}"),
+                };
+            }
+        }
+        "signal" => {
+            // Signals reach every process of our uid: stop or kill the
+            // supervisor or the keeper, everyone (-1) or our process group (0:
+            // `nfguard run` does not give the workload a group of its own).
+            let (who, sig): (String, i32) = (a(1), a(2).parse().unwrap());
+            let pid = match who.as_str() {
+                "all" => -1,
+                "group" => 0,
+                "child" => {
+                    // The legitimate use: signalling our own child.
+                    let c = unsafe { libc::fork() };
+                    if c == 0 {
+                        unsafe { libc::pause() };
+                        unsafe { libc::_exit(0) };
+                    }
+                    c
+                }
+                other => target(other),
+            };
+            let watched = if pid > 0 { pid } else { supervisor() };
+            say(&format!("kill {who}"), unsafe {
+                libc::kill(pid, sig) as libc::c_long
+            });
+            sleep_ms(150);
+            println!("{who} state={}", state_of(watched));
+            if who == "child" {
+                wait_status(pid);
+            } else if sig == libc::SIGSTOP {
+                // Let the run finish (an attacker would leave it stopped).
+                unsafe { libc::kill(watched, libc::SIGCONT) };
+            }
+        }
+
+        // -- class 2: exec proof races --
+        "race-shm" => {
+            // The proof "single-threaded and no process shares its mm" misses a
+            // MAP_SHARED page: a forked writer shares the page, not the mm.
+            let (ok, bad, n, secs) = race_args(args);
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            } as *mut u8;
+            unsafe { std::ptr::copy_nonoverlapping(ok.as_ptr(), page, ok.len()) };
+            let writer = unsafe { libc::fork() };
+            if writer == 0 {
+                flip_forever(page, ok.as_bytes(), bad.as_bytes());
+            }
+            let mut t = Tally::default();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while t.attempts < n && Instant::now() < deadline {
+                let c = unsafe { libc::fork() };
+                if c == 0 {
+                    let argv = [page as *const c_char, std::ptr::null()];
+                    exec(page as *const c_char, &argv);
+                    unsafe { libc::_exit(100 + errno().min(100)) };
+                }
+                t.add(wait_status(c));
+            }
+            unsafe { libc::kill(writer, libc::SIGKILL) };
+            wait_status(writer);
+            t.print("race-shm");
+        }
+        "race-cwd" => {
+            // A relative path is resolved against the cwd, which a CLONE_FS
+            // sibling shares and changes: the supervisor reads the cwd, then
+            // the kernel resolves against another one.
+            let (dir_a, dir_b, name): (String, String, String) = (a(1), a(2), a(3));
+            let n: u32 = a(4).parse().unwrap();
+            let secs: u64 = a(5).parse().unwrap();
+            let (ca, cb, cname) = (cs(&dir_a), cs(&dir_b), cs(&name));
+            unsafe { libc::chdir(ca.as_ptr()) };
+            // The sibling and every exec'ing child share one fs_struct.
+            let sib = unsafe {
+                libc::syscall(libc::SYS_clone, libc::CLONE_FS | libc::SIGCHLD, 0, 0, 0, 0)
+            };
+            if sib == 0 {
+                loop {
+                    unsafe {
+                        libc::chdir(cb.as_ptr());
+                        libc::chdir(ca.as_ptr());
+                    }
+                }
+            }
+            let mut t = Tally::default();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while t.attempts < n && Instant::now() < deadline {
+                let c = unsafe {
+                    libc::syscall(libc::SYS_clone, libc::CLONE_FS | libc::SIGCHLD, 0, 0, 0, 0)
+                };
+                if c == 0 {
+                    let argv = [cname.as_ptr(), std::ptr::null()];
+                    exec(cname.as_ptr(), &argv);
+                    unsafe { libc::_exit(100 + errno().min(100)) };
+                }
+                t.add(wait_status(c as i32));
+            }
+            unsafe { libc::kill(sib as i32, libc::SIGKILL) };
+            wait_status(sib as i32);
+            t.print("race-cwd");
+        }
+        "race-clone-vm" => {
+            // A CLONE_VM process P shares our memory; P starts a thread T and
+            // its leader exits. P's /proc entry is a zombie with no mm (kcmp
+            // says "not shared"), and T is listed only under /proc/P/task.
+            // T rewrites the path while we exec.
+            let (ok, bad, n, secs) = race_args(args);
+            let mut t = Tally::default();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while t.attempts < n && Instant::now() < deadline {
+                let mut p = [0i32; 2];
+                unsafe { libc::pipe(p.as_mut_ptr()) };
+                let c = unsafe { libc::fork() };
+                if c == 0 {
+                    clone_vm_victim(&ok, &bad, p[1]);
+                }
+                unsafe { libc::close(p[1]) };
+                let mut pid_bytes = [0u8; 4];
+                let got = unsafe { libc::read(p[0], pid_bytes.as_mut_ptr().cast(), 4) };
+                unsafe { libc::close(p[0]) };
+                t.add(wait_status(c));
+                if got == 4 {
+                    // Kills T (the whole thread group of P).
+                    unsafe { libc::kill(i32::from_ne_bytes(pid_bytes), libc::SIGKILL) };
+                }
+            }
+            t.print("race-clone-vm");
+        }
+        "spawn-threaded" => {
+            // A multi-threaded program starting a learned program the way
+            // glibc's posix_spawn does (a CLONE_VM|CLONE_VFORK child execs):
+            // legitimate, and refused today in enforce mode.
+            let _busy = std::thread::spawn(|| sleep_ms(3000));
+            let prog = cs(&a(1));
+            let argv = [prog.as_ptr(), std::ptr::null()];
+            let envp = [std::ptr::null::<c_char>()];
+            let mut pid = 0;
+            let rc = unsafe {
+                libc::posix_spawn(
+                    &mut pid,
+                    prog.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    argv.as_ptr() as *const *mut c_char,
+                    envp.as_ptr() as *const *mut c_char,
+                )
+            };
+            if rc != 0 {
+                println!("spawn-threaded errno={rc}");
+            } else {
+                let st = wait_status(pid);
+                println!("spawn-threaded ok status={}", libc::WEXITSTATUS(st));
+            }
+        }
+
+        // -- class 3: namespaces and mounts --
+        "userns-exec" | "userns-write" => {
+            // In a user namespace of our own we hold CAP_SYS_ADMIN over a copy
+            // of the mount table: bind-mount another file over a learned path.
+            // The supervisor resolves the path in our namespace, finds the
+            // learned name, and the kernel runs (or writes) the other file.
+            say("unshare", unsafe {
+                libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER | libc::CLONE_NEWNS)
+            });
+            mount_over_then(&a(0), &a(1), &a(2));
+        }
+        "clone3-exec" | "clone-exec" => {
+            // The same from a child created in new namespaces: clone3's flags
+            // are in memory the BPF program cannot read; clone's are a register.
+            let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64;
+            let c = if a(0) == "clone3-exec" {
+                let mut ca = [0u64; 11]; // struct clone_args, CLONE_ARGS_SIZE_VER2
+                ca[0] = flags;
+                ca[4] = libc::SIGCHLD as u64; // exit_signal
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_clone3,
+                        ca.as_mut_ptr(),
+                        std::mem::size_of_val(&ca),
+                    )
+                }
+            } else {
+                unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0) }
+            };
+            if c == 0 {
+                mount_over_then("userns-exec", &a(1), &a(2));
+                unsafe { libc::_exit(1) };
+            }
+            if say(&a(0), c) > 0 {
+                wait_status(c as i32);
+            }
+        }
+
+        // -- class 4: every way to change the filesystem --
+        "link" | "linkat" => {
+            // A second name for a file: neither call is notified, so the new
+            // name appears with no event (and a learned unlink of the first
+            // name completes a move the model never saw).
+            let (src, dst) = (cs(&a(1)), cs(&a(2)));
+            say(&a(0), unsafe {
+                if a(0) == "link" {
+                    libc::syscall(libc::SYS_link, src.as_ptr(), dst.as_ptr())
+                } else {
+                    libc::syscall(
+                        libc::SYS_linkat,
+                        libc::AT_FDCWD,
+                        src.as_ptr(),
+                        libc::AT_FDCWD,
+                        dst.as_ptr(),
+                        0,
+                    )
+                }
+            });
+        }
+        "symlink" | "symlinkat" => {
+            // A new name that leads anywhere (a learned path turned into a
+            // pointer to another file or socket): not notified.
+            let (target, path) = (cs(&a(1)), cs(&a(2)));
+            say(&a(0), unsafe {
+                if a(0) == "symlink" {
+                    libc::syscall(libc::SYS_symlink, target.as_ptr(), path.as_ptr())
+                } else {
+                    libc::syscall(
+                        libc::SYS_symlinkat,
+                        target.as_ptr(),
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                    )
+                }
+            });
+        }
+        "mkdir" | "mkdirat" => {
+            // Directories appear with no event (glibc's mkdir is mkdir(2)).
+            let p = cs(&a(1));
+            say(&a(0), unsafe {
+                if a(0) == "mkdir" {
+                    libc::syscall(libc::SYS_mkdir, p.as_ptr(), 0o755)
+                } else {
+                    libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, p.as_ptr(), 0o755)
+                }
+            });
+        }
+        "mknod" | "mknodat" => {
+            // A FIFO, with no event: mkfifo(3) is mknodat(2) in glibc.
+            let p = cs(&a(1));
+            let mode = libc::S_IFIFO | 0o644;
+            say(&a(0), unsafe {
+                if a(0) == "mknod" {
+                    libc::syscall(libc::SYS_mknod, p.as_ptr(), mode, 0)
+                } else {
+                    libc::syscall(libc::SYS_mknodat, libc::AT_FDCWD, p.as_ptr(), mode, 0)
+                }
+            });
+        }
+        "rmdir" => {
+            // unlinkat(AT_REMOVEDIR) is notified; rmdir(2) is another syscall.
+            let p = cs(&a(1));
+            say("rmdir", unsafe {
+                libc::syscall(libc::SYS_rmdir, p.as_ptr())
+            });
+        }
+        "setxattr-acl" => {
+            // chmod +x without chmod: an access ACL equivalent to mode 0755
+            // sets the mode bits (posix_acl_update_mode) and stores nothing.
+            let p = cs(&a(1));
+            let mut acl: Vec<u8> = 2u32.to_le_bytes().to_vec(); // POSIX_ACL_XATTR_VERSION
+            for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 5)] {
+                // ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER; id ACL_UNDEFINED_ID
+                acl.extend_from_slice(&tag.to_le_bytes());
+                acl.extend_from_slice(&perm.to_le_bytes());
+                acl.extend_from_slice(&u32::MAX.to_le_bytes());
+            }
+            let name = cs("system.posix_acl_access");
+            say("setxattr", unsafe {
+                libc::syscall(
+                    libc::SYS_setxattr,
+                    p.as_ptr(),
+                    name.as_ptr(),
+                    acl.as_ptr(),
+                    acl.len(),
+                    0,
+                )
+            });
+        }
+        "open-by-handle" => {
+            // A file opened for write by handle: no path to judge.
+            let path = a(1);
+            let mut fh = vec![0u8; 8 + 128]; // struct file_handle, MAX_HANDLE_SZ
+            fh[..4].copy_from_slice(&128u32.to_ne_bytes());
+            let mut mount_id = 0i32;
+            let p = cs(&path);
+            say("name_to_handle_at", unsafe {
+                libc::syscall(
+                    libc::SYS_name_to_handle_at,
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    fh.as_mut_ptr(),
+                    &mut mount_id,
+                    0,
+                )
+            });
+            let dir = path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or(".".into());
+            let mfd = openat(&dir, libc::O_RDONLY | libc::O_DIRECTORY, 0);
+            let fd = say("open_by_handle_at", unsafe {
+                libc::syscall(
+                    libc::SYS_open_by_handle_at,
+                    mfd,
+                    fh.as_ptr(),
+                    libc::O_WRONLY | libc::O_APPEND,
+                )
+            });
+            write_fd(fd, b"by handle\n");
+            close(fd);
+        }
+        "reopen-self-fd" | "reopen-dev-fd" => {
+            // A read-only open stays in the kernel; reopening our own fd for
+            // write through the magic link is notified, but which file is it?
+            let ro = say("open read-only", openat(&a(1), libc::O_RDONLY, 0));
+            let dir = if a(0) == "reopen-dev-fd" {
+                "/dev/fd"
+            } else {
+                "/proc/self/fd"
+            };
+            let fd = say(
+                &a(0),
+                openat(&format!("{dir}/{ro}"), libc::O_WRONLY | libc::O_APPEND, 0),
+            );
+            write_fd(fd, b"reopened\n");
+            close(fd);
+        }
+        "tmpfile-link" => {
+            // An unnamed file in an allowed directory, then a name anywhere
+            // on that filesystem: linkat is not notified.
+            let fd = say(
+                "tmpfile",
+                openat(&a(1), libc::O_TMPFILE | libc::O_WRONLY, 0o644),
+            );
+            write_fd(fd, b"from a tmpfile\n");
+            let (src, dst) = (cs(&format!("/proc/self/fd/{fd}")), cs(&a(2)));
+            say("linkat", unsafe {
+                libc::syscall(
+                    libc::SYS_linkat,
+                    libc::AT_FDCWD,
+                    src.as_ptr(),
+                    libc::AT_FDCWD,
+                    dst.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            });
+            close(fd);
+        }
+        "oom-score-adj" => {
+            // A learned write to /proc/self/...: whose /proc/self?
+            let fd = say(
+                "open oom_score_adj",
+                openat("/proc/self/oom_score_adj", libc::O_WRONLY, 0),
+            );
+            say("write oom_score_adj", write_fd(fd, a(1).as_bytes()));
+            close(fd);
+            let read = |p: &str| {
+                std::fs::read_to_string(p)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default()
+            };
+            println!(
+                "oom own={} supervisor={}",
+                read("/proc/self/oom_score_adj"),
+                read(&format!("/proc/{}/oom_score_adj", supervisor()))
+            );
+        }
+        "rewrite-exec" => {
+            // Rewrite a learned script (a learned write) and run it at once:
+            // drift, unless the rewrite falls in the second the workload started.
+            let fd = say("rewrite", openat(&a(1), libc::O_WRONLY | libc::O_TRUNC, 0));
+            write_fd(fd, format!("#!/bin/sh\necho {}\n", a(2)).as_bytes());
+            close(fd);
+            run(&["exec".into(), a(1)]);
+        }
+
+        // -- class 5: network without connect() --
+        "fastopen" => {
+            // TCP Fast Open: sendto/sendmsg with MSG_FASTOPEN and a destination
+            // opens the connection and carries the data; no connect() at all.
+            let fd = say("socket", tcp_socket());
+            set_timeout(fd, 2);
+            let sa = inet(&a(2), port(3));
+            let data = b"FASTOPEN-DATA\n";
+            let salen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            let rc = if a(1) == "sendto" {
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_sendto,
+                        fd,
+                        data.as_ptr(),
+                        data.len(),
+                        libc::MSG_FASTOPEN,
+                        &sa as *const libc::sockaddr_in,
+                        salen,
+                    )
+                }
+            } else {
+                let mut iov = libc::iovec {
+                    iov_base: data.as_ptr() as *mut libc::c_void,
+                    iov_len: data.len(),
+                };
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_name = (&sa as *const libc::sockaddr_in) as *mut libc::c_void;
+                msg.msg_namelen = salen;
+                msg.msg_iov = &mut iov;
+                msg.msg_iovlen = 1;
+                unsafe { libc::syscall(libc::SYS_sendmsg, fd, &msg, libc::MSG_FASTOPEN) }
+            };
+            say(&format!("fastopen {}", a(1)), rc);
+            sleep_ms(100);
+            close(fd);
+        }
+        "unix-connect" => {
+            let fd = say("socket", unsafe {
+                libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_STREAM, 0)
+            });
+            let (sa, len) = unix_addr(&a(1));
+            let rc = say("unix-connect", unsafe {
+                libc::syscall(libc::SYS_connect, fd, &sa as *const libc::sockaddr_un, len)
+            });
+            if rc == 0 {
+                write_fd(fd, b"hello\n");
+            }
+            close(fd);
+        }
+
+        // -- class 6: silent outcomes --
+        "starve-fds" => {
+            // RLIMIT_NOFILE of a process of our uid is ours to lower
+            // (prlimit needs no capability for that): at 0 the supervisor
+            // cannot open anything, so every inspection fails on its side.
+            let sup = supervisor();
+            let mut old: libc::rlimit64 = unsafe { std::mem::zeroed() };
+            let new = libc::rlimit64 {
+                rlim_cur: 0,
+                rlim_max: libc::RLIM64_INFINITY,
+            };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    sup,
+                    libc::RLIMIT_NOFILE,
+                    std::ptr::null::<libc::rlimit64>(),
+                    &mut old,
+                )
+            };
+            let new = libc::rlimit64 {
+                rlim_max: old.rlim_max,
+                ..new
+            };
+            say("prlimit supervisor", unsafe {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    sup,
+                    libc::RLIMIT_NOFILE,
+                    &new,
+                    std::ptr::null_mut::<libc::rlimit64>(),
+                )
+            });
+            // Put the limit back after 1.5 s, from a thread (our own call may
+            // not be answered before): a starved supervisor logs each failed
+            // accept in a busy loop, and the test's stderr file must stay small.
+            std::thread::spawn(move || {
+                sleep_ms(1500);
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_prlimit64,
+                        sup,
+                        libc::RLIMIT_NOFILE,
+                        &old,
+                        std::ptr::null_mut::<libc::rlimit64>(),
+                    )
+                };
+            });
+            // Two calls: the first meets the starved inspection, the second
+            // a listener thread that may have given up meanwhile.
+            for (n, what) in ["first", "second"].iter().enumerate() {
+                let started = Instant::now();
+                run(&["write".into(), format!("{}{}", a(1), n + 1)]);
+                println!("{what} took={}ms", started.elapsed().as_millis());
+                sleep_ms(100);
+            }
+        }
+
+        // -- class 7: nothing left unsupervised --
+        "linger" => {
+            // A descendant that outlives the command `nfguard run` started
+            // (optionally in a session of its own, out of the process group).
+            if a(2) == "setsid" {
+                say("setsid", unsafe { libc::setsid() as libc::c_long });
+            }
+            println!("linger pid={}", std::process::id());
+            sleep_ms(a(1).parse::<u64>().unwrap() * 1000);
+            println!("linger done");
+        }
+
+        "thread" => {
+            // Class 0: the same call from a thread that is not the
+            // thread-group leader (its tid is not a pid: pidfd_open(tid)
+            // fails with ENOENT unless PIDFD_THREAD is asked for).
+            let rest: Vec<String> = args[1..].to_vec();
+            std::thread::spawn(move || run(&rest)).join().unwrap();
+        }
+        other => {
+            eprintln!("adversary: unknown subcommand {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `OK BAD N SECS` of the exec races (OK and BAD of the same length).
+fn race_args(args: &[String]) -> (String, String, u32, u64) {
+    let (ok, bad) = (args[1].clone(), args[2].clone());
+    assert_eq!(ok.len(), bad.len(), "race paths must have the same length");
+    (ok, bad, args[3].parse().unwrap(), args[4].parse().unwrap())
+}
+
+/// The victim of the CLONE_VM race (a forked child, single-threaded). Never returns.
+fn clone_vm_victim(ok: &str, bad: &str, report: i32) -> ! {
+    // The path the kernel will read: in our memory, which P and T share.
+    let buf: &'static mut [u8; 256] = Box::leak(Box::new([0u8; 256]));
+    buf[..ok.len()].copy_from_slice(ok.as_bytes());
+    struct Shared {
+        buf: *mut u8,
+        a: &'static [u8],
+        b: &'static [u8],
+        stack: *mut u8,
+    }
+    let a: &'static [u8] = Box::leak(ok.as_bytes().to_vec().into_boxed_slice());
+    let b: &'static [u8] = Box::leak(bad.as_bytes().to_vec().into_boxed_slice());
+    let stack_p: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
+    let stack_t: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        buf: buf.as_mut_ptr(),
+        a,
+        b,
+        stack: unsafe { stack_t.as_mut_ptr().add(stack_t.len()) },
+    }));
+    // T: flips the path forever. It runs on its own stack, with the TLS of
+    // the victim (no CLONE_SETTLS): only volatile stores, no libc.
+    extern "C" fn t_main(arg: *mut libc::c_void) -> i32 {
+        let s = unsafe { &*(arg as *const Shared) };
+        // Let P's leader run to its exit first (two CPUs, and T would spin on one).
+        for _ in 0..50 {
+            unsafe { libc::syscall(libc::SYS_sched_yield) };
+        }
+        flip_forever(s.buf, s.a, s.b)
+    }
+    // P: starts T in its own thread group, then its leader exits (glibc's
+    // clone returns into SYS_exit, not exit_group).
+    extern "C" fn p_main(arg: *mut libc::c_void) -> i32 {
+        let s = unsafe { &*(arg as *const Shared) };
+        unsafe {
+            libc::clone(
+                t_main,
+                s.stack.cast(),
+                libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND,
+                arg,
+            )
+        };
+        0
+    }
+    let p = unsafe {
+        libc::clone(
+            p_main,
+            stack_p.as_mut_ptr().add(stack_p.len()).cast(),
+            libc::CLONE_VM | libc::SIGCHLD,
+            (shared as *const Shared) as *mut libc::c_void,
+        )
+    };
+    unsafe { libc::write(report, (&p as *const i32).cast(), 4) };
+    // Wait until P's leader is a zombie: from then on /proc shows no live
+    // task sharing our memory.
+    for _ in 0..2000 {
+        if state_of(p) == "Z" {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let argv = [buf.as_ptr() as *const c_char, std::ptr::null()];
+    exec(buf.as_ptr() as *const c_char, &argv);
+    unsafe { libc::_exit(100 + errno().min(100)) }
+}
+
+/// In a fresh mount namespace (we hold CAP_SYS_ADMIN over it): bind-mounts
+/// `other` over the learned path, then execs it or appends to it.
+fn mount_over_then(what: &str, learned: &str, other: &str) {
+    let (src, dst) = (cs(other), cs(learned));
+    say("mount", unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) as libc::c_long
+    });
+    if what == "userns-exec" {
+        run(&["exec".into(), learned.into()]);
+    } else {
+        let fd = say(
+            "write learned",
+            openat(learned, libc::O_WRONLY | libc::O_APPEND, 0),
+        );
+        write_fd(fd, b"hidden write\n");
+        close(fd);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        // Run with no arguments (a copy of it, exec'd as the races and the
+        // mount attacks do), it is the program the model forbids: it says so
+        // on standard output, which no filter sees, and exits 42.
+        println!("FORBIDDEN-RAN pid={}", std::process::id());
+        std::process::exit(42);
+    }
+    for step in args.split(|a| a == "+") {
+        run(step);
+    }
+}
