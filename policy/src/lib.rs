@@ -196,10 +196,15 @@ pub enum Decoder {
         value: Option<(u8, u8)>,
         flags: Option<u8>,
     },
-    /// `ptrace`, `process_vm_writev`: never learned; arguments are registers.
-    Debug,
+    /// `ptrace`, `process_vm_writev`: never learned; arguments are registers
+    /// (`pid` names the one whose memory is at stake).
+    Debug { pid: u8 },
     /// A signal: allowed unless it reaches nfguard's own processes.
     Signal(SignalTo),
+    /// `prlimit64(pid, resource, new, old)` of another process: allowed
+    /// unless it changes the limits of nfguard's own (an RLIMIT_NOFILE of 0
+    /// leaves the supervisor unable to open anything).
+    Limits,
     /// `fcntl(fd, F_SETOWN | F_SETOWN_EX, arg)` and `ioctl(fd, FIOSETOWN |
     /// SIOCSPGRP, &pid)`: who gets the fd's SIGIO (a signal of any number,
     /// with F_SETSIG); allowed unless it names nfguard's own processes.
@@ -685,13 +690,13 @@ pub const RULES: &[Rule] = &[
     notify(
         libc::SYS_ptrace,
         "ptrace",
-        D::Debug,
+        D::Debug { pid: 1 },
         "a tracer can rewrite another process's memory and registers",
     ),
     notify(
         libc::SYS_process_vm_writev,
         "process_vm_writev",
-        D::Debug,
+        D::Debug { pid: 0 },
         "writes another process's memory",
     ),
     forbid_if(
@@ -769,6 +774,13 @@ pub const RULES: &[Rule] = &[
         "pidfd_send_signal",
         D::Signal(SignalTo::Pidfd),
         "signals to nfguard's processes",
+    ),
+    notify_if(
+        libc::SYS_prlimit64,
+        "prlimit64",
+        (0, u32::MAX),
+        D::Limits,
+        "another process's limits: nfguard's own must not be lowered",
     ),
     notify_in(
         libc::SYS_fcntl,

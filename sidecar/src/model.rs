@@ -193,12 +193,36 @@ impl Model {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp.{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
-            std::process::id()
-        ));
-        std::fs::write(&tmp, text).map_err(err)?;
+        // A new file (O_CREAT|O_EXCL, which never follows a symlink) under a
+        // name nobody can guess ahead: a name planted by another user of the
+        // directory is skipped, never written through.
+        use std::io::Write as _;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+        let mut attempt = 0u32;
+        let (tmp, mut file) = loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let tmp = dir.join(format!(".{name}.tmp.{}.{nanos:x}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+            {
+                Ok(f) => break (tmp, f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+                Err(e) => return Err(err(e)),
+            }
+        };
+        if let Err(e) = file
+            .write_all(text.as_bytes())
+            .and_then(|_| file.sync_data())
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        drop(file);
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             err(e)

@@ -226,6 +226,8 @@ pub enum ResolveError {
     Io(io::Error),
     /// A path nfguard will not follow for the task: this errno, and why.
     Refused(i32, String),
+    /// A path into nfguard's own processes: never the task's, in any mode.
+    Own(String),
 }
 
 impl From<io::Error> for ResolveError {
@@ -353,7 +355,7 @@ fn open_magic(m: Magic, shown: &str, task: &Task<'_>) -> Result<OwnedFd, Resolve
         Magic::Other { pid } => (*pid, *pid),
     };
     if ours(pid) {
-        return Err(refuse(format!(
+        return Err(ResolveError::Own(format!(
             "{shown} is an entry of nfguard's own process {pid}"
         )));
     }
@@ -496,10 +498,9 @@ fn walk(root: &Root, path: &str, follow: bool, task: &Task<'_>) -> Result<Resolv
             if stack.len() == i + 2 {
                 if let Ok(pid) = stack[i + 1].1.parse::<i32>() {
                     if pid == std::process::id() as i32 || (task.is_nfguard)(pid) {
-                        return Err(ResolveError::Refused(
-                            libc::EACCES,
-                            format!("/proc/{pid} is nfguard's own process"),
-                        ));
+                        return Err(ResolveError::Own(format!(
+                            "/proc/{pid} is nfguard's own process"
+                        )));
                     }
                 }
             }
@@ -517,8 +518,13 @@ fn walk(root: &Root, path: &str, follow: bool, task: &Task<'_>) -> Result<Resolv
 /// Re-opens an O_PATH fd with real access flags through /proc/self/fd (the
 /// kernel checks permissions again on this open).
 pub fn reopen(fd: &OwnedFd, flags: i32) -> io::Result<OwnedFd> {
+    reopen_with_mode(fd, flags, 0)
+}
+
+/// [`reopen`] with the mode an O_TMPFILE open of a directory creates its file with.
+pub fn reopen_with_mode(fd: &OwnedFd, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = cstr(&format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    sys::openat2(sys::cwd(), &c, flags, 0, 0)
+    sys::openat2(sys::cwd(), &c, flags, mode, 0)
 }
 
 /// Creates `name` in `dir` without following a symlink that might have

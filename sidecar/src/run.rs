@@ -175,6 +175,15 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
             ..Context::default()
         },
     ));
+    // nfguard's own files are no workload's to touch, in any mode.
+    shared.own_files.protect(&opts.model);
+    shared.own_files.protect(&dir);
+    if let Some(p) = &opts.events {
+        shared.own_files.protect(p);
+    }
+    if let Some(p) = &opts.sinks {
+        shared.own_files.protect(p);
+    }
     if let Some(addr) = opts.api {
         crate::api::spawn(Arc::clone(&shared), addr)
             .map_err(|source| SetupError::Api { addr, source })?;
@@ -276,6 +285,19 @@ pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
         source,
     })?;
     let shared = Arc::new(Shared::new(opts.mode, model, events, opts.context));
+    // nfguard's own files are no workload's to touch, in any mode (the
+    // in-flight journals are protected as keepers hand over, server.rs).
+    for p in [
+        Some(&opts.model),
+        opts.events.as_ref(),
+        Some(&opts.socket),
+        opts.sinks.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        shared.own_files.protect(p);
+    }
     if let Some(addr) = opts.api {
         crate::api::spawn(Arc::clone(&shared), addr)
             .map_err(|source| SetupError::Api { addr, source })?;

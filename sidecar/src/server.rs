@@ -55,7 +55,12 @@ pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener, state_dir: &Path) {
                     eprintln!("nfguard: no thread for a keeper's handover: {e}");
                 }
             }
-            Err(e) => eprintln!("nfguard: accept on the supervisor socket failed: {e}"),
+            Err(e) => {
+                // Out of fds (EMFILE, ENFILE) returns at once: say it once a
+                // second at most and wait, rather than spin.
+                eprintln!("nfguard: accept on the supervisor socket failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
         }
     }
 }
@@ -84,6 +89,8 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         .map_err(io::Error::from)?;
     let keeper_pid = cred.pid();
     shared.keepers.register(keeper_pid, &hello.container);
+    let journal = state_dir.join(format!(".inflight-{keeper_pid}"));
+    shared.own_files.protect(&journal);
     let listener = Listener {
         fd,
         session: hello
@@ -94,7 +101,7 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         keeper_pid,
         connection: Some(stream),
         // Keyed by the keeper, which outlives supervisor restarts.
-        journal: Some(state_dir.join(format!(".inflight-{keeper_pid}"))),
+        journal: Some(journal),
     };
     supervisor::spawn(Arc::clone(shared), listener)?;
     Ok(())

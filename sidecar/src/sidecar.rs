@@ -171,6 +171,10 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     })?;
     let mut shared = Shared::new(start_mode, model, events, cfg.context.clone());
     shared.images = cfg.images.clone();
+    // The shared volume is read-only in the NF's containers; its files are
+    // nfguard's own all the same, in any mode.
+    shared.own_files.protect(&cfg.shared_dir);
+    shared.own_files.protect(&cfg.model);
     let shared = Arc::new(shared);
     api::spawn(Arc::clone(&shared), cfg.api_addr).map_err(|source| SidecarError::Api {
         addr: cfg.api_addr,

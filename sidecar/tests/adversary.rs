@@ -498,10 +498,15 @@ fn names(e: &Value, id: &Id) -> bool {
     }
 }
 
+/// The first event of `verdict` that names one of `ids`. In alert mode a
+/// `forbidden` event counts too: what nfguard refuses in every mode is
+/// denied, with verdict deny, in alert mode as well.
 fn named<'e>(events: &'e [Value], verdict: &str, ids: &[Id]) -> Option<&'e Value> {
-    events
-        .iter()
-        .find(|e| e["verdict"] == verdict && ids.iter().any(|id| names(e, id)))
+    events.iter().find(|e| {
+        let verdict_ok = e["verdict"] == verdict
+            || (verdict == "alert" && e["verdict"] == "deny" && e["kind"] == "forbidden");
+        verdict_ok && ids.iter().any(|id| names(e, id))
+    })
 }
 
 fn summary(events: &[Value]) -> String {

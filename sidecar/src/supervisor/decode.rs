@@ -126,8 +126,11 @@ pub enum Call {
         value: Option<(Ptr, u64)>,
         flags: i32,
     },
-    /// ptrace, process_vm_writev: judged by the syscall alone.
-    Debug,
+    /// ptrace, process_vm_writev: judged by the syscall alone, and by whom
+    /// they name.
+    Debug {
+        pid: i32,
+    },
     Signal(Signal),
     /// F_SETOWN (`arg` is the owner), F_SETOWN_EX (`arg` points at a
     /// `struct f_owner_ex`), FIOSETOWN and SIOCSPGRP (`arg` points at an int).
@@ -136,6 +139,11 @@ pub enum Call {
         cmd: u32,
         arg: u64,
         ioctl: bool,
+    },
+    /// `prlimit64` of another process (`pid` 0, the caller, is never notified).
+    Limits {
+        pid: i32,
+        new: Ptr,
     },
     /// Refused in every mode (the rule says why).
     Forbidden,
@@ -304,8 +312,12 @@ pub fn decode(rule: &Rule, args: &[u64; 6]) -> Option<Call> {
             fd: int(a(fd)),
             mode: mode(a(m)),
         },
-        Decoder::Debug => Call::Debug,
+        Decoder::Debug { pid } => Call::Debug { pid: int(a(pid)) },
         Decoder::Forbidden => Call::Forbidden,
+        Decoder::Limits => Call::Limits {
+            pid: int(a(0)),
+            new: Ptr(a(2)),
+        },
         Decoder::Send(of) => {
             let (of, flags) = match of {
                 SendOf::To => (
@@ -545,7 +557,10 @@ mod tests {
             })
         );
         assert_eq!(decode(rule(libc::SYS_clone3), &args), None);
-        assert_eq!(decode(rule(libc::SYS_io_uring_setup), &args), Some(Call::Forbidden));
+        assert_eq!(
+            decode(rule(libc::SYS_io_uring_setup), &args),
+            Some(Call::Forbidden)
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum Emulation {
     Reopen {
         fd: OwnedFd,
         flags: i32,
+        /// For O_TMPFILE: the new file's mode (the task's umask applied).
+        mode: u32,
         truncate_to: Option<i64>,
     },
     /// Create `name` in `dir`, install the new fd in the target.
@@ -427,9 +429,10 @@ impl Emulator {
             Emulation::Reopen {
                 fd,
                 flags,
+                mode,
                 truncate_to,
             } => {
-                let r = self.with_creds(creds(), || resolve::reopen(&fd, flags));
+                let r = self.with_creds(creds(), || resolve::reopen_with_mode(&fd, flags, mode));
                 match truncate_to {
                     Some(len) => reply.result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
                     None => reply.install(r, flags & libc::O_CLOEXEC != 0),

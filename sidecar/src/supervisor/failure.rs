@@ -32,6 +32,8 @@ pub enum Failure {
     Refused { errno: i32, why: String },
     /// A step of nfguard's own failed.
     Internal { step: &'static str, error: String },
+    /// The call reaches nfguard itself: refused in every mode, with an event.
+    Forbidden(String),
 }
 
 impl Failure {
@@ -99,6 +101,7 @@ impl fmt::Display for Failure {
             Failure::Target(e) => write!(f, "the call fails on its own argument (errno {e})"),
             Failure::Refused { why, .. } => f.write_str(why),
             Failure::Internal { step, error } => write!(f, "{step}: {error}"),
+            Failure::Forbidden(why) => f.write_str(why),
         }
     }
 }

@@ -90,6 +90,7 @@ pub fn open(
             req.plan = Plan::Emulate(Emulation::Reopen {
                 fd,
                 flags,
+                mode: mode & 0o7777 & !umask(t),
                 truncate_to,
             });
         }

@@ -88,7 +88,7 @@ pub fn inspect(
             value,
             flags,
         } => files::xattr(t, scope, of, name, value, flags),
-        Call::Debug => Ok(debug(syscall)),
+        Call::Debug { pid } => Ok(debug(scope, syscall, pid)),
         Call::Signal(s) => signals::signal(t, scope, syscall, s),
         Call::SetOwner {
             fd,
@@ -96,16 +96,20 @@ pub fn inspect(
             arg,
             ioctl,
         } => signals::set_owner(t, scope, syscall, fd, cmd, arg, ioctl),
+        Call::Limits { pid, new } => Ok(signals::limits(scope, syscall, pid, new)),
         Call::Forbidden => Ok(forbidden(syscall, why)),
     }
 }
 
-fn debug(syscall: &str) -> Request {
+fn debug(scope: &Scope<'_>, syscall: &str, pid: i32) -> Request {
     let mut req = Request::new(Category::Process, None, libc::EPERM);
     req.special = Some((
         Kind::OutsideModel,
         format!("{syscall} can rewrite another process's memory; nfguard never learns it"),
     ));
+    if pid > 0 && (scope.is_nfguard)(pid) {
+        req.forbid(format!("{syscall} of nfguard's own process {pid}"));
+    }
     // Arguments are registers (pids, requests): continuing is exact.
     req.plan = Plan::Continue;
     req

@@ -219,9 +219,10 @@ pub struct Listener {
 fn category(d: Decoder) -> Category {
     match d {
         Decoder::Exec { .. }
-        | Decoder::Debug
+        | Decoder::Debug { .. }
         | Decoder::Signal(_)
         | Decoder::SetOwner { .. }
+        | Decoder::Limits
         | Decoder::Forbidden
         | Decoder::Refused => Category::Process,
         Decoder::Socket | Decoder::Connect | Decoder::Bind | Decoder::Listen | Decoder::Send(_) => {
@@ -362,6 +363,13 @@ impl Handler<'_> {
                 } else {
                     self.continue_call()
                 }
+            }
+            Err(Failure::Forbidden(why)) => {
+                if !self.still_valid() {
+                    return;
+                }
+                self.emit_bare(mode, &target, category, Verdict::Deny, Kind::Forbidden, why);
+                self.deny(libc::EACCES)
             }
             Err(f @ Failure::Internal { .. }) => {
                 self.internal_error(mode, &target, category, &f.to_string())

@@ -105,6 +105,7 @@ fn resolution(e: ResolveError) -> Failure {
     match e {
         ResolveError::Io(e) => Failure::theirs(RESOLVE, e),
         ResolveError::Refused(errno, why) => Failure::Refused { errno, why },
+        ResolveError::Own(why) => Failure::Forbidden(why),
     }
 }
 

@@ -107,6 +107,18 @@ pub fn signal(
     Ok(req)
 }
 
+/// prlimit64 of another process: reading limits is harmless; setting those
+/// of nfguard's processes is forbidden (registers only: continued as they are).
+pub fn limits(scope: &Scope<'_>, syscall: &str, pid: i32, new: Ptr) -> Request {
+    let mut req = request();
+    if new.0 != 0 {
+        if let Some(who) = thread_of_nfguard(scope, pid) {
+            req.forbid(format!("{syscall} would change the limits of {who}"));
+        }
+    }
+    req
+}
+
 /// F_SETOWN, F_SETOWN_EX (fcntl) and FIOSETOWN, SIOCSPGRP (ioctl).
 pub fn set_owner(
     t: &Target<'_>,
