@@ -214,7 +214,8 @@ pub fn resolve_parent(root: &Root, path: &str) -> io::Result<(OwnedFd, String, S
 pub struct Task<'a> {
     /// The process (thread group) of the calling thread, in the PID namespace
     /// the target's /proc shows (the supervisor's: nfguard shares it, fact 2).
-    pub tgid: i32,
+    /// Asked only for a path that needs it (reading it costs a /proc read).
+    pub tgid: &'a dyn Fn() -> i32,
     pub tid: i32,
     pub is_nfguard: &'a dyn Fn(i32) -> bool,
 }
@@ -240,11 +241,14 @@ impl From<io::Error> for ResolveError {
 /// own entries (`/proc/<tgid>`, `/proc/<tgid>/task/<tid>`): resolved by the
 /// supervisor they would name the supervisor's.
 pub fn own_proc(path: &str, task: &Task<'_>) -> Option<String> {
+    if !path.starts_with("/proc/") {
+        return None;
+    }
     for (name, with) in [
-        ("/proc/self", format!("/proc/{}", task.tgid)),
+        ("/proc/self", format!("/proc/{}", (task.tgid)())),
         (
             "/proc/thread-self",
-            format!("/proc/{}/task/{}", task.tgid, task.tid),
+            format!("/proc/{}/task/{}", (task.tgid)(), task.tid),
         ),
     ] {
         if let Some(rest) = path.strip_prefix(name) {
@@ -360,7 +364,7 @@ fn open_magic(m: Magic, shown: &str, task: &Task<'_>) -> Result<OwnedFd, Resolve
         )));
     }
     let thread_of_task =
-        pid == task.tgid && crate::procfs::read_status(tid).is_some_and(|s| s.tgid == task.tgid);
+        pid == (task.tgid)() && crate::procfs::read_status(tid).is_some_and(|s| s.tgid == pid);
     if !thread_of_task {
         return Err(refuse(format!(
             "{shown} is a /proc magic link of another process ({pid}), which nfguard does not follow"
@@ -413,11 +417,11 @@ fn walk(root: &Root, path: &str, follow: bool, task: &Task<'_>) -> Result<Resolv
             None => Vec::new(),
         };
         let c = match (in_proc, below_proc.is_empty(), c.as_str()) {
-            (Some(_), true, "self") => task.tgid.to_string(),
+            (Some(_), true, "self") => (task.tgid)().to_string(),
             (Some(_), true, "thread-self") => {
                 queue.push_front(task.tid.to_string());
                 queue.push_front("task".into());
-                task.tgid.to_string()
+                (task.tgid)().to_string()
             }
             _ => c,
         };
@@ -594,6 +598,143 @@ mod tests {
         );
         let r = resolve(&root, &format!("{d}/dangling"), false).unwrap();
         assert_eq!(r.real(), format!("{d}/dangling"), "unless told not to");
+    }
+
+    fn me() -> i32 {
+        std::process::id() as i32
+    }
+
+    #[test]
+    fn proc_self_names_the_task_not_the_resolver() {
+        // The task here is another process (a sleeping child): its
+        // /proc/self is its own, even through a symlink to /proc/self.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let tgid = || pid;
+        let none = |_: i32| false;
+        let task = Task {
+            tgid: &tgid,
+            tid: pid,
+            is_nfguard: &none,
+        };
+        let root = Root::of(me()).unwrap();
+        let r = resolve_for(&root, "/proc/self/comm", true, &task).unwrap();
+        assert_eq!(r.real(), format!("/proc/{pid}/comm"));
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("self-link");
+        std::os::unix::fs::symlink("/proc/self/comm", &link).unwrap();
+        let r = resolve_for(&root, link.to_str().unwrap(), true, &task).unwrap();
+        assert_eq!(
+            r.real(),
+            format!("/proc/{pid}/comm"),
+            "through a symlink too"
+        );
+        let r = resolve_for(&root, "/proc/thread-self/comm", true, &task).unwrap();
+        assert_eq!(r.real(), format!("/proc/{pid}/task/{pid}/comm"));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn a_magic_link_of_the_task_is_its_open_file_and_of_another_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("opened");
+        std::fs::write(&file, "x").unwrap();
+        // The task: a process whose fd 0 is `opened`, reached through
+        // /proc/self/fd/0, /dev/fd/0 and /dev/stdin (symlinks into /proc/self).
+        let mut task_proc = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::fs::File::open(&file).unwrap())
+            .spawn()
+            .unwrap();
+        let pid = task_proc.id() as i32;
+        let tgid = || pid;
+        let none = |_: i32| false;
+        let task = Task {
+            tgid: &tgid,
+            tid: pid,
+            is_nfguard: &none,
+        };
+        let root = Root::of(me()).unwrap();
+        let real = std::fs::canonicalize(&file).unwrap();
+        for p in ["/proc/self/fd/0", "/dev/fd/0", "/dev/stdin"] {
+            let r = resolve_for(&root, p, true, &task).unwrap();
+            assert_eq!(r.real(), real.to_str().unwrap(), "{p}");
+        }
+        // Another process's fd is refused, with a reason.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let other = child.id();
+        match resolve_for(&root, &format!("/proc/{other}/fd/0"), true, &task) {
+            Err(ResolveError::Refused(_, why)) => assert!(why.contains("another process"), "{why}"),
+            other => panic!("not refused: {:?}", other.map(|r| r.real().to_string())),
+        }
+        // nfguard's own processes are never the task's.
+        let ours = |p: i32| p == other as i32;
+        let task = Task {
+            tgid: &tgid,
+            tid: pid,
+            is_nfguard: &ours,
+        };
+        assert!(matches!(
+            resolve_for(&root, &format!("/proc/{other}/comm"), true, &task),
+            Err(ResolveError::Own(_))
+        ));
+        for c in [&mut child, &mut task_proc] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    #[test]
+    fn the_walk_resolves_like_the_kernel_for_dotdot_and_symlinks() {
+        // A path that meets a magic link takes the walk: its `..` and
+        // relative links must come out where openat2 would.
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let b = base.to_str().unwrap();
+        std::fs::create_dir_all(format!("{b}/a/b")).unwrap();
+        std::fs::write(format!("{b}/a/f"), "").unwrap();
+        std::os::unix::fs::symlink("b/..", format!("{b}/a/up")).unwrap();
+        std::os::unix::fs::symlink(format!("{b}/a/f"), format!("{b}/abs")).unwrap();
+        let tgid = me;
+        let none = |_: i32| false;
+        let task = Task {
+            tgid: &tgid,
+            tid: me(),
+            is_nfguard: &none,
+        };
+        let root = Root::of(me()).unwrap();
+        for (path, want) in [
+            (format!("{b}/a/up/f"), format!("{b}/a/f")),
+            (format!("{b}/a/b/../f"), format!("{b}/a/f")),
+            (format!("{b}/abs"), format!("{b}/a/f")),
+            (format!("{b}/a/b/../../a/f"), format!("{b}/a/f")),
+        ] {
+            let fast = resolve(&root, &path, true).unwrap();
+            let walked = walk(&root, &path, true, &task).unwrap();
+            assert_eq!(fast.real(), want, "{path}");
+            assert_eq!(walked.real(), want, "{path}");
+        }
+        match walk(&root, &format!("{b}/a/new"), true, &task).unwrap() {
+            Resolved::Missing { real, name, .. } => {
+                assert_eq!(
+                    (real.as_str(), name.as_str()),
+                    (format!("{b}/a/new").as_str(), "new")
+                )
+            }
+            Resolved::Existing { .. } => panic!("a/new does not exist"),
+        }
+        std::os::unix::fs::symlink("loop", format!("{b}/loop")).unwrap();
+        assert!(matches!(
+            walk(&root, &format!("{b}/loop"), true, &task),
+            Err(ResolveError::Io(e)) if e.raw_os_error() == Some(libc::ELOOP)
+        ));
     }
 
     #[test]

@@ -1787,6 +1787,15 @@ fn c4_an_o_tmpfile_cannot_be_linked_into_an_unlearned_place() {
     spec.allowed(&lab, &lab.adv(&["tmpfile-link", &dir, &state]), &|_| {
         exists(&state)
     });
+    // The emulated O_TMPFILE open keeps its mode (it once made mode 0000).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&state).map(|m| m.permissions().mode() & 0o777);
+        spec.check(
+            matches!(mode, Ok(m) if m != 0 && m & 0o600 == 0o600),
+            format!("enforce: the linked O_TMPFILE file keeps its mode (0644 less the umask), not {mode:?}"),
+        );
+    }
     spec.both(
         &lab,
         &lab.adv(&["tmpfile-link", &dir, &evil]),

@@ -564,6 +564,116 @@ mod tests {
     }
 
     #[test]
+    fn the_calls_added_by_the_hardening_are_read_from_their_registers() {
+        let args = [7, 0x1000, 0x2000, 0x3000, 0x4000, 20];
+        assert_eq!(
+            decode(rule(libc::SYS_linkat), &args),
+            Some(Call::Link {
+                old_base: Base::Fd(7),
+                old: Ptr(0x1000),
+                new_base: Base::Fd(0x2000),
+                new: Ptr(0x3000),
+                flags: 0x4000
+            })
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_symlinkat), &args),
+            Some(Call::Symlink {
+                target: Ptr(7),
+                base: Base::Fd(0x1000),
+                path: Ptr(0x2000)
+            })
+        );
+        assert_eq!(
+            decode(
+                rule(libc::SYS_mknodat),
+                &[3, 0x1000, 0o10644, 0x1_0000_0042, 0, 0]
+            ),
+            Some(Call::Mknod {
+                base: Base::Fd(3),
+                path: Ptr(0x1000),
+                mode: 0o10644,
+                dev: 0x42
+            }),
+            "mknod's dev is 32 bits"
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_sendto), &args),
+            Some(Call::Send {
+                fd: 7,
+                of: Sends::To {
+                    buf: Ptr(0x1000),
+                    len: 0x2000,
+                    addr: Ptr(0x4000),
+                    addrlen: 20
+                },
+                flags: 0x3000
+            })
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_sendmmsg), &args),
+            Some(Call::Send {
+                fd: 7,
+                of: Sends::Mmsg {
+                    vec: Ptr(0x1000),
+                    vlen: 0x2000
+                },
+                flags: 0x3000
+            })
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_kill), &[u64::MAX, 9, 0, 0, 0, 0]),
+            Some(Call::Signal(Signal::Pid { pid: -1, sig: 9 })),
+            "kill(-1) as the kernel reads a pid_t"
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_tgkill), &[10, 11, 19, 0, 0, 0]),
+            Some(Call::Signal(Signal::TgidTid {
+                tgid: 10,
+                tid: 11,
+                sig: 19
+            }))
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_fsetxattr), &[5, 0x1000, 0x2000, 28, 1, 0]),
+            Some(Call::Xattr {
+                of: XattrTarget::Fd(5),
+                name: Ptr(0x1000),
+                value: Some((Ptr(0x2000), 28)),
+                flags: 1
+            })
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_lremovexattr), &[0x1000, 0x2000, 0, 0, 0, 0]),
+            Some(Call::Xattr {
+                of: XattrTarget::Path {
+                    path: Ptr(0x1000),
+                    follow: false
+                },
+                name: Ptr(0x2000),
+                value: None,
+                flags: 0
+            })
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_ptrace), &[16, 4242, 0, 0, 0, 0]),
+            Some(Call::Debug { pid: 4242 })
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_prlimit64), &[4242, 7, 0x1000, 0, 0, 0]),
+            Some(Call::Limits {
+                pid: 4242,
+                new: Ptr(0x1000)
+            })
+        );
+        assert_eq!(decode(rule(libc::SYS_mount), &args), Some(Call::Forbidden));
+        assert_eq!(
+            decode(rule(libc::SYS_unshare), &args),
+            Some(Call::Forbidden)
+        );
+    }
+
+    #[test]
     fn high_register_bits_are_dropped_as_the_kernel_drops_them() {
         // connect's addrlen and open's flags are ints: a value with high bits
         // set is what the kernel narrows, not an error.

@@ -27,10 +27,14 @@ use crate::sys;
 pub enum Emulation {
     /// Open `fd` (O_PATH) again with these flags and install it in the target;
     /// with `truncate_to`, truncate it instead (`truncate(2)`).
+    ///
+    /// Modes here and below are as the task passed them: the task's umask is
+    /// applied when the call is made (reading it costs a /proc read, paid
+    /// only in enforce mode, for calls that create).
     Reopen {
         fd: OwnedFd,
         flags: i32,
-        /// For O_TMPFILE: the new file's mode (the task's umask applied).
+        /// For O_TMPFILE: the new file's mode.
         mode: u32,
         truncate_to: Option<i64>,
     },
@@ -410,6 +414,11 @@ impl Emulator {
     /// taken, with ours otherwise (resolution for judging: an emulated call
     /// that cannot take the task's rights is refused later anyway).
     pub fn as_caller<T>(&self, target: &Target<'_>, f: impl FnOnce() -> T) -> T {
+        if !self.ours().can_switch {
+            // Nothing to switch to (and nothing to fear from our own rights
+            // beyond the task's when we cannot even switch: no CAP_SETUID).
+            return f();
+        }
         match self.creds_for(target) {
             Ok(Some(c)) => {
                 let mut f = Some(f);
@@ -425,6 +434,7 @@ impl Emulator {
     /// Makes the call and answers the notification.
     pub fn perform(&self, em: Emulation, target: &Target<'_>, reply: Reply) {
         let creds = || self.creds_for(target);
+        let umask = || target.status().map(|s| s.umask).unwrap_or(0o022);
         match em {
             Emulation::Reopen {
                 fd,
@@ -432,6 +442,11 @@ impl Emulator {
                 mode,
                 truncate_to,
             } => {
+                let mode = if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+                    mode & !umask()
+                } else {
+                    0
+                };
                 let r = self.with_creds(creds(), || resolve::reopen_with_mode(&fd, flags, mode));
                 match truncate_to {
                     Some(len) => reply.result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
@@ -444,6 +459,7 @@ impl Emulator {
                 flags,
                 mode,
             } => {
+                let mode = mode & !umask();
                 let r = self.with_creds(creds(), || resolve::create_in(&dir, &name, flags, mode));
                 reply.install(r, flags & libc::O_CLOEXEC != 0)
             }
@@ -566,17 +582,23 @@ impl Emulator {
                     &resolve::cstring(&name)?,
                 )
             })),
-            Emulation::Mkdir { dir, name, mode } => reply.result(self.with_creds(creds(), || {
-                sys::mkdirat(dir.as_fd(), &resolve::cstring(&name)?, mode)
-            })),
+            Emulation::Mkdir { dir, name, mode } => {
+                let mode = mode & !umask();
+                reply.result(self.with_creds(creds(), || {
+                    sys::mkdirat(dir.as_fd(), &resolve::cstring(&name)?, mode)
+                }))
+            }
             Emulation::Mknod {
                 dir,
                 name,
                 mode,
                 dev,
-            } => reply.result(self.with_creds(creds(), || {
-                sys::mknodat(dir.as_fd(), &resolve::cstring(&name)?, mode, dev)
-            })),
+            } => {
+                let mode = (mode & libc::S_IFMT) | (mode & 0o7777 & !umask());
+                reply.result(self.with_creds(creds(), || {
+                    sys::mknodat(dir.as_fd(), &resolve::cstring(&name)?, mode, dev)
+                }))
+            }
             Emulation::Xattr {
                 fd,
                 name,

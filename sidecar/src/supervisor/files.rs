@@ -26,10 +26,6 @@ fn fstat(fd: &std::os::fd::OwnedFd) -> Option<libc::stat> {
     nix::sys::stat::fstat(fd.as_raw_fd()).ok()
 }
 
-fn umask(t: &Target<'_>) -> u32 {
-    t.status().map(|s| s.umask).unwrap_or(0o022)
-}
-
 pub fn open(
     t: &Target<'_>,
     scope: &Scope<'_>,
@@ -90,7 +86,7 @@ pub fn open(
             req.plan = Plan::Emulate(Emulation::Reopen {
                 fd,
                 flags,
-                mode: mode & 0o7777 & !umask(t),
+                mode: mode & 0o7777,
                 truncate_to,
             });
         }
@@ -106,7 +102,7 @@ pub fn open(
                 dir,
                 name,
                 flags,
-                mode: mode & 0o7777 & !umask(t),
+                mode: mode & 0o7777,
             });
         }
     }
@@ -248,7 +244,7 @@ pub fn mkdir(
     req.plan = Plan::Emulate(Emulation::Mkdir {
         dir,
         name,
-        mode: mode & 0o7777 & !umask(t),
+        mode: mode & 0o7777,
     });
     Ok(req)
 }
@@ -279,7 +275,7 @@ pub fn mknod(
     req.plan = Plan::Emulate(Emulation::Mknod {
         dir,
         name,
-        mode: kind | (mode & 0o7777 & !umask(t)),
+        mode: kind | (mode & 0o7777),
         dev,
     });
     Ok(req)

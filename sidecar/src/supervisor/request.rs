@@ -109,8 +109,21 @@ fn resolution(e: ResolveError) -> Failure {
     }
 }
 
+/// Runs a resolution for the task: with its rights in enforce mode, where
+/// the supervisor then makes the call on what it resolved (reopening an fd
+/// does not check the directories again); with ours otherwise, where the
+/// kernel makes the call itself, with the task's rights, and the
+/// resolution only names it (which saves reading the task's ids).
+fn for_task<T>(t: &Target<'_>, scope: &Scope<'_>, f: impl FnOnce() -> T) -> T {
+    if scope.mode == Mode::Enforce {
+        scope.emulator.as_caller(t, f)
+    } else {
+        f()
+    }
+}
+
 /// Resolves `abs` for the task as the kernel would for it (its `/proc/self`,
-/// its magic links), with its rights.
+/// its magic links), with its rights (in enforce mode, see [`for_task`]).
 pub fn resolve_path(
     t: &Target<'_>,
     scope: &Scope<'_>,
@@ -118,15 +131,13 @@ pub fn resolve_path(
     follow: bool,
 ) -> Result<Resolved, Failure> {
     let root = t.root()?;
+    let tgid = || t.tgid();
     let task = resolve::Task {
-        tgid: t.tgid(),
+        tgid: &tgid,
         tid: t.tid(),
         is_nfguard: scope.is_nfguard,
     };
-    scope
-        .emulator
-        .as_caller(t, || resolve::resolve_for(&root, abs, follow, &task))
-        .map_err(resolution)
+    for_task(t, scope, || resolve::resolve_for(&root, abs, follow, &task)).map_err(resolution)
 }
 
 /// Resolves the parent of `abs` for the task (see [`resolve_path`]); the
@@ -137,15 +148,13 @@ pub fn resolve_parent(
     abs: &str,
 ) -> Result<(std::os::fd::OwnedFd, String, String), Failure> {
     let root = t.root()?;
+    let tgid = || t.tgid();
     let task = resolve::Task {
-        tgid: t.tgid(),
+        tgid: &tgid,
         tid: t.tid(),
         is_nfguard: scope.is_nfguard,
     };
-    scope
-        .emulator
-        .as_caller(t, || resolve::resolve_parent_for(&root, abs, &task))
-        .map_err(resolution)
+    for_task(t, scope, || resolve::resolve_parent_for(&root, abs, &task)).map_err(resolution)
 }
 
 /// Forbids the call when `real` is nfguard's own file (or `st` its identity).
