@@ -85,6 +85,16 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
             ),
         ));
     }
+    // Only a seccomp listener makes a keeper: anything else (a process that
+    // connects and hands over some other fd to be taken for a keeper, so
+    // that the watcher counts its children as inside) is turned away before
+    // it is registered.
+    if !crate::sys::is_seccomp_listener(fd.as_fd()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the fd handed over is not a seccomp listener",
+        ));
+    }
     let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(io::Error::from)?;
     let keeper_pid = cred.pid();

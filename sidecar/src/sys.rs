@@ -152,6 +152,13 @@ pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
     }
 }
 
+/// Is `fd` a seccomp notification listener? Its anonymous inode says so
+/// (`anon_inode:seccomp notify` in /proc/self/fd).
+pub fn is_seccomp_listener(fd: BorrowedFd<'_>) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|p| p.as_os_str() == "anon_inode:seccomp notify")
+}
+
 /// Installs `fd` into the target of notification `id` and, with `send`, answers
 /// the notification with the new fd number in one atomic step (SECCOMP_ADDFD_FLAG_SEND).
 pub fn notif_addfd(
