@@ -897,6 +897,47 @@ fn an_emulated_write_has_the_workloads_rights_not_the_supervisors() {
 }
 
 #[test]
+fn a_learned_write_is_refused_behind_a_directory_the_workload_cannot_search() {
+    // A root supervisor resolves paths with the workload's rights in enforce
+    // mode: reopening what it resolved (through /proc/self/fd) checks only
+    // the file, so a root resolution would reach, for nobody, a file behind a
+    // directory nobody may not enter.
+    if !require_root() || !require("setpriv", "util-linux") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::with_nobodys_dir();
+    std::fs::create_dir(s.path("locked")).unwrap();
+    std::fs::write(s.path("locked/f"), "before\n").unwrap();
+    std::fs::set_permissions(s.path("locked/f"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(s.path("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = format!("echo after > {f}; echo wrote=$?", f = s.s("locked/f"));
+    let cmd = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let learned = stdout(&s.run("learn", &cmd));
+    assert!(
+        learned.contains("wrote=0"),
+        "learned while the directory was open: {learned}"
+    );
+    std::fs::write(s.path("locked/f"), "before\n").unwrap();
+    std::fs::set_permissions(s.path("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let text = stdout(&s.run("enforce", &cmd));
+    assert!(!text.contains("wrote=0"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(s.path("locked/f")).unwrap(),
+        "before\n"
+    );
+}
+
+#[test]
 fn a_supervisor_that_cannot_take_the_workloads_ids_refuses_rather_than_act_as_itself() {
     // A root supervisor without CAP_SETUID/CAP_SETGID (a sidecar that runs as
     // root beside an NF that runs as another user) cannot switch to the
