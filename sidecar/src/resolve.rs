@@ -196,19 +196,6 @@ pub fn resolve(root: &Root, path: &str, follow: bool) -> io::Result<Resolved> {
     Err(io::Error::from_raw_os_error(libc::ELOOP))
 }
 
-/// Resolves the parent of `path` and keeps the final name as it is (unlink,
-/// rename and friends act on the link itself, never on what it points to).
-pub fn resolve_parent(root: &Root, path: &str) -> io::Result<(OwnedFd, String, String)> {
-    let (dir_path, name) = split_parent(path);
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let dir = open_in_root(root, dir_path, libc::O_PATH | libc::O_DIRECTORY)?;
-    let real_dir = root.real_path(&dir)?;
-    let real = format!("{}/{name}", real_dir.trim_end_matches('/'));
-    Ok((dir, real, name.to_string()))
-}
-
 /// The task a path is resolved for: whose `/proc/self` it names, and which
 /// processes are nfguard's own (their /proc entries are never the target's to use).
 pub struct Task<'a> {

@@ -12,8 +12,11 @@ use serde::Deserialize;
 use crate::launch;
 use crate::supervisor::{self, Listener, Shared};
 
-/// The hello a keeper sends with its listener.
+/// The hello a keeper sends with its listener. Every field is on the wire;
+/// `child_pid` and `handoffs` are for people reading a capture, not for the
+/// supervisor (which knows the keeper by SO_PEERCRED).
 #[derive(Debug, Deserialize)]
+#[allow(dead_code)]
 pub struct Hello {
     pub version: u32,
     pub container: String,

@@ -158,6 +158,9 @@ struct Ours {
 pub struct Reply {
     pub listener: Arc<super::Listener>,
     pub id: u64,
+    /// Held, never read: the journal slot is freed when the reply is dropped,
+    /// after the answer.
+    #[allow(dead_code)]
     pub pending: Option<Pending>,
 }
 

@@ -34,19 +34,19 @@
 //!   write that memory (`exec`). Arguments passed in registers (socket's
 //!   family, type, protocol) cannot change and continue.
 
-pub mod decide;
-pub mod decode;
-pub mod emulate;
+pub(crate) mod decide;
+pub(crate) mod decode;
+pub(crate) mod emulate;
 mod exec;
-pub mod failure;
+pub(crate) mod failure;
 mod files;
-pub mod inspect;
-pub mod ledger;
-pub mod own;
-pub mod request;
+pub(crate) mod inspect;
+pub(crate) mod ledger;
+pub(crate) mod own;
+pub(crate) mod request;
 mod signals;
 mod sockets;
-pub mod target;
+pub(crate) mod target;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
