@@ -7,7 +7,7 @@
 //! supervisor then holds an fd to, and the emulated call acts on those fds.
 //! nfguard's own files are forbidden in every mode (`request::guard_own`).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::decode::{open_how, Base, Flags, Ptr, XattrTarget};
 use super::emulate::{Emulation, LinkFrom};
@@ -22,8 +22,35 @@ const XATTR_SIZE_MAX: u64 = 65536;
 /// The longest xattr name (XATTR_NAME_MAX).
 const XATTR_NAME_MAX: usize = 255;
 
-fn fstat(fd: &std::os::fd::OwnedFd) -> Option<libc::stat> {
+fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
     nix::sys::stat::fstat(fd.as_raw_fd()).ok()
+}
+
+/// A request that changes `real` (shown in the event as `shown`): nfguard's
+/// own files are forbidden, and the change is what the model must allow.
+fn changes(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    (op, errno): (Op, i32),
+    shown: String,
+    real: &str,
+    st: Option<&libc::stat>,
+) -> Request {
+    let mut req = Request::new(Category::Filesystem, Some(op), errno);
+    req.path = Some(shown);
+    guard_own(&mut req, scope, real, st);
+    req.touches(t.exe(), op, real.to_string());
+    req
+}
+
+/// The task's fd `fd`, taken, and the real path of its file.
+fn take_file(t: &Target<'_>, fd: i32) -> Result<(OwnedFd, String), Failure> {
+    let f = t.take_fd(fd)?;
+    let real = t
+        .root()?
+        .real_path(&f)
+        .map_err(|e| Failure::ours("name the file behind the fd", e))?;
+    Ok((f, real))
 }
 
 pub fn open(
@@ -119,10 +146,14 @@ pub fn unlink(
 ) -> Result<Request, Failure> {
     let abs = t.path_arg(base, path)?;
     let (dir, real, name) = resolve_parent(t, scope, &abs)?;
-    let mut req = Request::new(Category::Filesystem, Some(Op::Unlink), libc::EACCES);
-    req.path = Some(real.clone());
-    guard_own(&mut req, scope, &real, None);
-    req.touches(t.exe(), Op::Unlink, real);
+    let mut req = changes(
+        t,
+        scope,
+        (Op::Unlink, libc::EACCES),
+        real.clone(),
+        &real,
+        None,
+    );
     req.plan = Plan::Emulate(Emulation::Unlink { dir, name, flags });
     Ok(req)
 }
@@ -169,11 +200,7 @@ pub fn link(
         let Base::Fd(fd) = old_base else {
             return Err(Failure::Target(libc::ENOENT));
         };
-        let file = t.take_fd(fd)?;
-        let real = t
-            .root()?
-            .real_path(&file)
-            .map_err(|e| Failure::ours("name the file behind the fd", e))?;
+        let (file, real) = take_file(t, fd)?;
         (LinkFrom::Fd(file), real)
     } else {
         let abs = if old_raw.starts_with('/') {
@@ -194,11 +221,9 @@ pub fn link(
         }
     };
     let (new_dir, new_real, new) = resolve_parent(t, scope, &t.path_arg(new_base, new)?)?;
-    let mut req = Request::new(Category::Filesystem, Some(Op::Link), libc::EACCES);
-    req.path = Some(format!("{old_real} -> {new_real}"));
+    let shown = format!("{old_real} -> {new_real}");
+    let mut req = changes(t, scope, (Op::Link, libc::EACCES), shown, &new_real, None);
     guard_own(&mut req, scope, &old_real, None);
-    guard_own(&mut req, scope, &new_real, None);
-    req.touches(t.exe(), Op::Link, new_real);
     req.plan = Plan::Emulate(Emulation::Link { from, new_dir, new });
     Ok(req)
 }
@@ -217,10 +242,8 @@ pub fn symlink(
         return Err(Failure::Target(libc::ENOENT));
     }
     let (dir, real, name) = resolve_parent(t, scope, &t.path_arg(base, path)?)?;
-    let mut req = Request::new(Category::Filesystem, Some(Op::Symlink), libc::EACCES);
-    req.path = Some(format!("{real} -> {points_to}"));
-    guard_own(&mut req, scope, &real, None);
-    req.touches(t.exe(), Op::Symlink, real);
+    let shown = format!("{real} -> {points_to}");
+    let mut req = changes(t, scope, (Op::Symlink, libc::EACCES), shown, &real, None);
     req.plan = Plan::Emulate(Emulation::Symlink {
         points_to,
         dir,
@@ -237,10 +260,14 @@ pub fn mkdir(
     mode: u32,
 ) -> Result<Request, Failure> {
     let (dir, real, name) = resolve_parent(t, scope, &t.path_arg(base, path)?)?;
-    let mut req = Request::new(Category::Filesystem, Some(Op::Mkdir), libc::EACCES);
-    req.path = Some(real.clone());
-    guard_own(&mut req, scope, &real, None);
-    req.touches(t.exe(), Op::Mkdir, real);
+    let mut req = changes(
+        t,
+        scope,
+        (Op::Mkdir, libc::EACCES),
+        real.clone(),
+        &real,
+        None,
+    );
     req.plan = Plan::Emulate(Emulation::Mkdir {
         dir,
         name,
@@ -261,9 +288,14 @@ pub fn mknod(
     dev: u64,
 ) -> Result<Request, Failure> {
     let (dir, real, name) = resolve_parent(t, scope, &t.path_arg(base, path)?)?;
-    let mut req = Request::new(Category::Filesystem, Some(Op::Mknod), libc::EPERM);
-    req.path = Some(real.clone());
-    guard_own(&mut req, scope, &real, None);
+    let mut req = changes(
+        t,
+        scope,
+        (Op::Mknod, libc::EPERM),
+        real.clone(),
+        &real,
+        None,
+    );
     let kind = mode & libc::S_IFMT;
     if (kind == libc::S_IFCHR || kind == libc::S_IFBLK) && req.special.is_none() {
         req.special = Some((
@@ -271,7 +303,6 @@ pub fn mknod(
             format!("{real}: a device node would be made with the supervisor's capabilities, not the task's"),
         ));
     }
-    req.touches(t.exe(), Op::Mknod, real);
     req.plan = Plan::Emulate(Emulation::Mknod {
         dir,
         name,
@@ -290,14 +321,7 @@ pub fn chmod(
     mode: u32,
 ) -> Result<Request, Failure> {
     let (fd, real) = match (by_path, by_fd) {
-        (_, Some(fd)) => {
-            let f = t.take_fd(fd)?;
-            let real = t
-                .root()?
-                .real_path(&f)
-                .map_err(|e| Failure::ours("name the file behind the fd", e))?;
-            (f, real)
-        }
+        (_, Some(fd)) => take_file(t, fd)?,
         (Some((base, path, flags)), None) => {
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
             match resolve_path(t, scope, &t.path_arg(base, path)?, follow)? {
@@ -307,10 +331,15 @@ pub fn chmod(
         }
         (None, None) => return Err(Failure::Target(libc::EINVAL)),
     };
-    let mut req = Request::new(Category::Filesystem, Some(Op::Chmod), libc::EACCES);
-    req.path = Some(real.clone());
-    guard_own(&mut req, scope, &real, fstat(&fd).as_ref());
-    req.touches(t.exe(), Op::Chmod, real);
+    let st = fstat(&fd);
+    let mut req = changes(
+        t,
+        scope,
+        (Op::Chmod, libc::EACCES),
+        real.clone(),
+        &real,
+        st.as_ref(),
+    );
     req.plan = Plan::Emulate(Emulation::Chmod {
         fd,
         mode: mode & 0o7777,
@@ -338,14 +367,7 @@ pub fn xattr(
         None => None,
     };
     let (fd, real) = match of {
-        XattrTarget::Fd(fd) => {
-            let f = t.take_fd(fd)?;
-            let real = t
-                .root()?
-                .real_path(&f)
-                .map_err(|e| Failure::ours("name the file behind the fd", e))?;
-            (f, real)
-        }
+        XattrTarget::Fd(fd) => take_file(t, fd)?,
         XattrTarget::Path { path, follow } => {
             match resolve_path(t, scope, &t.path_arg(Base::Cwd, path)?, follow)? {
                 Resolved::Existing { fd, real } => (fd, real),
@@ -353,10 +375,15 @@ pub fn xattr(
             }
         }
     };
-    let mut req = Request::new(Category::Filesystem, Some(Op::Setxattr), libc::EACCES);
-    req.path = Some(real.clone());
     let st = fstat(&fd);
-    guard_own(&mut req, scope, &real, st.as_ref());
+    let mut req = changes(
+        t,
+        scope,
+        (Op::Setxattr, libc::EACCES),
+        real.clone(),
+        &real,
+        st.as_ref(),
+    );
     if st.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK) && req.special.is_none() {
         // Reached through /proc/self/fd, a symlink would be followed.
         req.special = Some((
@@ -364,7 +391,6 @@ pub fn xattr(
             format!("{real} is a symbolic link: nfguard does not set attributes of links"),
         ));
     }
-    req.touches(t.exe(), Op::Setxattr, real);
     req.plan = Plan::Emulate(Emulation::Xattr {
         fd,
         name: attr,
