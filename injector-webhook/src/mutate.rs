@@ -594,6 +594,16 @@ fn sidecar_container(
             "periodSeconds": 1,
             "failureThreshold": 30,
         },
+        // A stopped or stuck supervisor fails this: the kubelet restarts the
+        // sidecar, the keepers hand their listeners to the new supervisor and
+        // the in-flight journal has what the old one had received. Meanwhile
+        // the NF's notified calls wait (closed, not open).
+        "livenessProbe": {
+            "exec": {"command": [SIDECAR_BINARY, "health", "--live"]},
+            "periodSeconds": 5,
+            "timeoutSeconds": 4,
+            "failureThreshold": 3,
+        },
         "volumeMounts": [{"name": paths::SHARED_VOLUME, "mountPath": paths::SHARED_DIR}],
     });
     // Moved in: `json!` would copy them (it serialises what it is given into a new value).

@@ -108,6 +108,11 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
     );
     assert_eq!(s["startupProbe"]["periodSeconds"], 1);
     assert_eq!(s["startupProbe"]["failureThreshold"], 30);
+    // A stopped or stuck supervisor is restarted (docs/security.md).
+    assert_eq!(
+        strings(&s["livenessProbe"]["exec"]["command"]),
+        ["/usr/bin/nfguard", "health", "--live"]
+    );
     assert_eq!(
         s["volumeMounts"],
         json!([{"name": "nfguard", "mountPath": "/nfguard"}])

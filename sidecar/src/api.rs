@@ -13,7 +13,7 @@
 //!
 //! | path | answer |
 //! | --- | --- |
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok`, or 503 and why when a listener is stuck |
 //! | `GET /model` | the current model (JSON) |
 //! | `GET /events[?since=ID or RFC 3339 time]` | recent events, JSON array |
 //! | `GET /timeline[?session=ID][&format=text\|json]` | recent activity |
@@ -176,7 +176,10 @@ pub fn respond(shared: &Shared, path: &str, q: Option<&str>) -> (StatusCode, &'s
     let bad = |why: String| (StatusCode::BAD_REQUEST, TEXT, format!("{why}\n"));
     match path {
         "/healthz" => match query(q, &[]) {
-            Ok(_) => (StatusCode::OK, TEXT, "ok\n".into()),
+            Ok(_) => match shared.liveness() {
+                Ok(()) => (StatusCode::OK, TEXT, "ok\n".into()),
+                Err(why) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
+            },
             Err(e) => bad(e),
         },
         "/model" => match query(q, &[]) {

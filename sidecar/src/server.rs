@@ -115,6 +115,7 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         connection: Some(stream),
         // Keyed by the keeper, which outlives supervisor restarts.
         journal: Some(journal),
+        busy_since: Default::default(),
     };
     supervisor::spawn(Arc::clone(shared), listener)?;
     Ok(())

@@ -220,6 +220,34 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
 }
 
 /// `nfguard health`: is the sidecar ready (launcher in place, socket accepting)?
+/// Is the supervisor answering? `GET /healthz` on its API within `timeout`:
+/// a stopped supervisor still accepts connections (the kernel queues them)
+/// but never answers, and one with a stuck listener answers 503.
+pub fn live(api: SocketAddr, timeout: Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let fail = |e: std::io::Error| format!("supervisor API {api}: {e}");
+    let mut s = std::net::TcpStream::connect_timeout(&api, timeout).map_err(fail)?;
+    s.set_read_timeout(Some(timeout)).map_err(fail)?;
+    s.set_write_timeout(Some(timeout)).map_err(fail)?;
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(fail)?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("supervisor API {api}: no answer within {timeout:?} (stopped?)")
+        }
+        _ => fail(e),
+    })?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else {
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+        Err(format!("supervisor unhealthy ({status}): {body}"))
+    }
+}
+
 pub fn health(shared_dir: &Path, socket: &Path) -> Result<(), String> {
     if !shared_dir.join("ready").exists() {
         return Err("not ready yet".into());

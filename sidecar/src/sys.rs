@@ -59,6 +59,19 @@ pub fn realtime_coarse() -> std::time::SystemTime {
     }
 }
 
+/// Nanoseconds of CLOCK_MONOTONIC.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 /// Sets no_new_privs, which lets an unprivileged process install a filter
 /// (seccomp(2): "the caller must have CAP_SYS_ADMIN ... or no_new_privs").
 pub fn set_no_new_privs() -> io::Result<()> {

@@ -1078,3 +1078,61 @@ fn a_client_that_connects_and_says_nothing_does_not_hold_up_a_keeper() {
     sup.kill().unwrap();
     let _ = sup.wait();
 }
+
+#[test]
+fn a_stopped_supervisor_fails_its_liveness_probe_and_passes_it_again_once_resumed() {
+    // The sidecar's liveness probe (`nfguard health --live`) must tell a
+    // supervisor that answers from one that is stopped: the kernel still
+    // queues connections to a stopped process's sockets, so only an answer
+    // proves it lives (the kubelet then restarts the sidecar).
+    let s = Scratch::new();
+    let shared = s.path("shared");
+    std::fs::create_dir_all(shared.join("bin")).unwrap();
+    std::fs::write(shared.join("ready"), "").unwrap();
+    std::fs::write(shared.join("bin/nfguard-launch"), "").unwrap();
+    let sock = shared.join("supervisor.sock");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("127.0.0.1:{port}");
+    let mut args = s.supervise_args("learn", &sock);
+    args.extend(["--api".into(), api.clone().into()]);
+    let sup = Reaped(Command::new(NFGUARD).args(args).spawn().unwrap());
+    wait_for_socket(&sock);
+    let probe = || {
+        Command::new(NFGUARD)
+            .args(["health", "--live"])
+            .env("NFGUARD_SHARED_DIR", &shared)
+            .env("NFGUARD_SOCKET", &sock)
+            .env("NFGUARD_API_ADDR", &api)
+            .output()
+            .unwrap()
+    };
+    // The API may take a moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe().status.success() {
+        assert!(Instant::now() < deadline, "never live: {:?}", probe());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(sup.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let started = Instant::now();
+    let stopped = probe();
+    assert!(
+        !stopped.status.success(),
+        "a stopped supervisor passed: {stopped:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("no answer"),
+        "{stopped:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the probe must time out by itself"
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let resumed = probe();
+    assert!(resumed.status.success(), "{resumed:?}");
+}

@@ -85,6 +85,10 @@ enum Cmd {
         /// Keep trying for up to 60 s (a postStart hook of a classic sidecar).
         #[arg(long)]
         wait: bool,
+        /// Also ask the supervisor's API whether every listener answers (the
+        /// liveness probe: a stopped or stuck supervisor fails it).
+        #[arg(long)]
+        live: bool,
     },
     /// Inspect a model.
     Model {
@@ -212,19 +216,27 @@ fn main() {
                 }
             }
         }
-        Cmd::Health { wait } => {
+        Cmd::Health { wait, live } => {
             let cfg = nfguard_sidecar::sidecar::config_from(|k| std::env::var(k).ok());
-            let (dir, sock) = match &cfg {
-                Ok(c) => (c.shared_dir.clone(), c.socket.clone()),
+            let (dir, sock, api) = match &cfg {
+                Ok(c) => (c.shared_dir.clone(), c.socket.clone(), c.api_addr),
                 Err(_) => (
                     PathBuf::from(nfguard_common::paths::SHARED_DIR),
                     PathBuf::from(nfguard_common::paths::SOCKET),
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 9901)),
                 ),
+            };
+            let check = || {
+                nfguard_sidecar::sidecar::health(&dir, &sock)?;
+                if live {
+                    nfguard_sidecar::sidecar::live(api, std::time::Duration::from_secs(2))?;
+                }
+                Ok::<(), String>(())
             };
             let deadline = std::time::Instant::now()
                 + std::time::Duration::from_secs(if wait { 60 } else { 0 });
             loop {
-                match nfguard_sidecar::sidecar::health(&dir, &sock) {
+                match check() {
                     Ok(()) => break 0,
                     Err(e) if std::time::Instant::now() >= deadline => {
                         eprintln!("nfguard: {e}");

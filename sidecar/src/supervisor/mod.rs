@@ -52,7 +52,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use nfguard_common::Mode;
 use nfguard_policy::Decoder;
@@ -92,7 +92,14 @@ pub struct Shared {
     /// nfguard's own files, which no workload may touch.
     pub own_files: OwnFiles,
     emulator: Emulator,
+    /// The listeners being served, for the liveness check.
+    listeners: std::sync::Mutex<Vec<std::sync::Weak<Listener>>>,
 }
+
+/// How long one notification may keep its listener busy before the
+/// supervisor calls itself stuck (a blocking connect is answered from a
+/// worker thread, so a listener is normally busy for microseconds).
+pub const STUCK: Duration = Duration::from_secs(10);
 
 /// Counters for metrics and tests.
 #[derive(Default)]
@@ -135,7 +142,30 @@ impl Shared {
             inside_execs: InsideExecs::default(),
             own_files: OwnFiles::default(),
             emulator: Emulator::default(),
+            listeners: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Is every listener answering? `Err` names one that has been busy with
+    /// a single notification for longer than [`STUCK`] (the sidecar's
+    /// liveness probe then restarts the supervisor; the keepers hand their
+    /// listeners to the next one, and the in-flight journal has the call).
+    pub fn liveness(&self) -> Result<(), String> {
+        let now = monotonic_ns();
+        let mut ls = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        ls.retain(|w| w.strong_count() > 0);
+        for l in ls.iter().filter_map(std::sync::Weak::upgrade) {
+            let since = l.busy_since.load(Ordering::Acquire);
+            if since != 0 && now.saturating_sub(since) > STUCK.as_nanos() as u64 {
+                return Err(format!(
+                    "the listener of container {} (keeper {}) has been busy with one call for {} s",
+                    l.container,
+                    l.keeper_pid,
+                    now.saturating_sub(since) / 1_000_000_000
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Is `pid` one of nfguard's processes: this supervisor, or a keeper that
@@ -213,6 +243,13 @@ pub struct Listener {
     pub connection: Option<std::os::unix::net::UnixStream>,
     /// Where this listener's in-flight journal lives (beside the socket).
     pub journal: Option<std::path::PathBuf>,
+    /// When (monotonic ns) the notification being handled was received; 0 idle.
+    pub busy_since: AtomicU64,
+}
+
+/// Nanoseconds of the monotonic clock, 1 at least (0 means idle).
+fn monotonic_ns() -> u64 {
+    sys::monotonic_ns().max(1)
 }
 
 /// The category of events about a syscall of this decoder.
@@ -586,9 +623,15 @@ pub fn spawn(
     listener: Listener,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let container = listener.container.clone();
+    let listener = Arc::new(listener);
+    shared
+        .listeners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Arc::downgrade(&listener));
     std::thread::Builder::new()
         .name(format!("nfguard-{container}"))
-        .spawn(move || serve(shared, Arc::new(listener)))
+        .spawn(move || serve(shared, listener))
 }
 
 /// Serves `listener` until no task uses its filter any more.
@@ -620,6 +663,7 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
                 std::process::abort();
             }
         }
+        listener.busy_since.store(monotonic_ns(), Ordering::Release);
         Handler {
             shared: &shared,
             listener: &listener,
@@ -629,6 +673,7 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
             roots: &roots,
         }
         .handle();
+        listener.busy_since.store(0, Ordering::Release);
     };
     // What a previous supervisor received but did not answer: decide it now.
     if let Some(j) = &journal {
