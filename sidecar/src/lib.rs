@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod console_link;
 pub mod event;
 pub mod fanout;
 pub(crate) mod journal;
