@@ -36,6 +36,8 @@ pub enum SetupError {
     Spawn { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Sinks(#[from] crate::sinks::ConfigError),
+    #[error(transparent)]
+    Console(#[from] crate::console_link::LinkError),
     #[error("cannot serve the API on {addr}: {source}")]
     Api {
         addr: std::net::SocketAddr,
@@ -129,12 +131,29 @@ pub struct RunOptions {
     pub sinks: Option<PathBuf>,
     /// Serve the HTTP API (api.rs) on this address.
     pub api: Option<std::net::SocketAddr>,
+    /// The container's name in events and for the console (`main` by default).
+    pub container: String,
+    /// Share the workload's model through nfguard-console (console_link).
+    pub console: Option<crate::console_link::LinkConfig>,
 }
 
 /// Runs `command` under the supervisor; returns its exit status.
 pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
     // Everything that can be wrong is checked before anything starts.
-    let model = load_model(opts.mode, &opts.model)?;
+    // With a console, the mode and model come from it (or its cache): console_link.
+    let mut link = opts
+        .console
+        .clone()
+        .map(crate::console_link::Link::new)
+        .transpose()?;
+    let (mode, model) = match &mut link {
+        Some(l) => {
+            let (mode, model, how) = l.start();
+            eprintln!("nfguard: {how}");
+            (mode, model)
+        }
+        None => (opts.mode, load_model(opts.mode, &opts.model)?),
+    };
     if launch::resolve_command(&opts.command[0]).is_none() {
         return Err(SetupError::CommandNotFound(opts.command[0].clone()));
     }
@@ -167,11 +186,11 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
         source,
     })?;
     let shared = Arc::new(Shared::new(
-        opts.mode,
+        mode,
         model,
         events,
         Context {
-            container: "main".into(),
+            container: opts.container.clone(),
             ..Context::default()
         },
     ));
@@ -184,6 +203,28 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
     if let Some(p) = &opts.sinks {
         shared.own_files.protect(p);
     }
+    // The console link's cache and spool are nfguard's own too.
+    if let Some(c) = &opts.console {
+        shared
+            .own_files
+            .protect(&c.state_dir.join(format!("{}.console.json", c.stem)));
+        shared
+            .own_files
+            .protect(&c.state_dir.join(format!("{}.console.tmp", c.stem)));
+        shared
+            .own_files
+            .protect(&c.state_dir.join(format!("{}.console-spool", c.stem)));
+    }
+    let link = match link {
+        Some(l) => Some(
+            l.spawn(Arc::clone(&shared))
+                .map_err(|source| SetupError::Spawn {
+                    path: "the console link thread".into(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     if let Some(addr) = opts.api {
         crate::api::spawn(Arc::clone(&shared), addr)
             .map_err(|source| SetupError::Api { addr, source })?;
@@ -193,7 +234,7 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
         let dir = dir.clone();
         std::thread::spawn(move || server::accept_loop(shared, sock, &dir));
     }
-    if opts.mode == Mode::Learn {
+    if mode == Mode::Learn || link.is_some() {
         spawn_model_saver(
             Arc::clone(&shared),
             opts.model.clone(),
@@ -204,7 +245,7 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
         .arg("--socket")
         .arg(&sock_path)
         .arg("--container")
-        .arg("main")
+        .arg(&opts.container)
         .arg("--")
         .args(&opts.command)
         .spawn()
@@ -222,8 +263,12 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
         path: launcher,
         source,
     })?;
-    if opts.mode == Mode::Learn {
+    if mode == Mode::Learn || link.is_some() {
         save_if_changed(&shared, &opts.model);
+    }
+    if let Some(l) = &link {
+        // What the last moments raised reaches the console, or stays in the spool.
+        l.flush(Duration::from_secs(5));
     }
     let _ = std::fs::remove_dir_all(&dir);
     use std::os::unix::process::ExitStatusExt;

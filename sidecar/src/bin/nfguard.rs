@@ -42,6 +42,9 @@ enum Cmd {
         /// Serve the HTTP API (health, model, events, timeline, metrics) on this address.
         #[arg(long)]
         api: Option<std::net::SocketAddr>,
+        /// The console: one model shared by the workload's replicas (docs/console.md).
+        #[command(flatten)]
+        console: Box<nfguard_sidecar::console_link::ConsoleArgs>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -131,21 +134,33 @@ fn main() {
             command,
             sinks,
             api,
-        } => match run::run(RunOptions {
-            mode,
-            model,
-            events,
-            launcher,
-            command,
-            sinks,
-            api,
-        }) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("nfguard: {e}");
-                e.exit_code()
+            console,
+        } => {
+            let link = match console.link_config(mode, &model, &command[0]) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("nfguard: {e}");
+                    std::process::exit(64);
+                }
+            };
+            match run::run(RunOptions {
+                mode,
+                model,
+                events,
+                launcher,
+                command,
+                sinks,
+                api,
+                container: console.container.clone(),
+                console: link,
+            }) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("nfguard: {e}");
+                    e.exit_code()
+                }
             }
-        },
+        }
         Cmd::Supervise {
             mode,
             model,

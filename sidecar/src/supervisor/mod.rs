@@ -436,6 +436,14 @@ impl Handler<'_> {
 
     /// Applies the mode to an inspected call and answers.
     fn decide(&self, mode: Mode, target: &Target<'_>, req: Request) {
+        // console_link: counts and first/last seen of each item, for the
+        // console's provenance (a relaxed load when no console is set).
+        crate::console_link::ledger::note(
+            &self.listener.container,
+            req.observations
+                .iter()
+                .filter(|o| !decide::always_allowed(o)),
+        );
         let (flag, allow) = {
             let model = self.shared.model.read().unwrap_or_else(|p| p.into_inner());
             let d = decide::decide(mode, &model, &req.observations, req.special.as_ref());
