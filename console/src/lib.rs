@@ -18,6 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod devdb;
 pub mod incident;
 pub mod lifecycle;
 pub mod radar;

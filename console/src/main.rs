@@ -110,8 +110,13 @@ enum ModelCmd {
     },
     /// Compare two YAML models (files), or a live model with its predecessor (--console).
     Diff {
-        #[command(flatten)]
-        remote: Option<Remote>,
+        /// Compare a live model (the workload id) with its predecessor on this console.
+        #[arg(long, requires = "token_file")]
+        console: Option<String>,
+        #[arg(long, requires = "console")]
+        token_file: Option<PathBuf>,
+        #[arg(long, requires = "console")]
+        ca: Option<PathBuf>,
         /// Two files, or one workload id with --console.
         #[arg(required = true, num_args = 1..=2)]
         args: Vec<String>,
@@ -378,44 +383,55 @@ async fn model_main(cmd: ModelCmd) -> i32 {
                 Ok(())
             }
             ModelCmd::Diff {
-                remote,
+                console,
+                token_file,
+                ca,
                 args,
                 container,
                 from,
-            } => match (remote, args.as_slice()) {
-                (None, [a, b]) => {
-                    let d = yaml::diff(&load_doc(a)?, &load_doc(b)?);
-                    print!("{}", yaml::render_diff(&d));
-                    Ok(())
-                }
-                (Some(remote), [w]) => {
-                    let c = conn(&remote)?;
-                    let path = format!(
-                        "/api/v1/workloads/{}/model/diff{}",
-                        enc(w),
-                        q(&[("container", &container), ("from", &from)])
-                    );
-                    let body = call(&c, hyper::Method::GET, &path, None).await?;
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-                    let items = |k: &str| -> Vec<nfguard_sidecar::console_link::wire::Item> {
-                        serde_json::from_value(v[k].clone()).unwrap_or_default()
-                    };
-                    println!("# {} -> {}", v["from"]["digest"], v["to"]["digest"]);
-                    print!(
-                        "{}",
-                        yaml::render_diff(&yaml::Diff {
-                            added: items("added"),
-                            removed: items("removed")
-                        })
-                    );
-                    for cnd in v["candidates"].as_array().into_iter().flatten() {
-                        println!("? candidate {}", cnd["describe"].as_str().unwrap_or(""));
+            } => {
+                let remote = console.zip(token_file).map(|(console, token_file)| Remote {
+                    console,
+                    token_file,
+                    ca,
+                });
+                match (remote, args.as_slice()) {
+                    (None, [a, b]) => {
+                        let d = yaml::diff(&load_doc(a)?, &load_doc(b)?);
+                        print!("{}", yaml::render_diff(&d));
+                        Ok(())
                     }
-                    Ok(())
+                    (Some(remote), [w]) => {
+                        let c = conn(&remote)?;
+                        let path = format!(
+                            "/api/v1/workloads/{}/model/diff{}",
+                            enc(w),
+                            q(&[("container", &container), ("from", &from)])
+                        );
+                        let body = call(&c, hyper::Method::GET, &path, None).await?;
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                        let items = |k: &str| -> Vec<nfguard_sidecar::console_link::wire::Item> {
+                            serde_json::from_value(v[k].clone()).unwrap_or_default()
+                        };
+                        println!("# {} -> {}", v["from"]["digest"], v["to"]["digest"]);
+                        print!(
+                            "{}",
+                            yaml::render_diff(&yaml::Diff {
+                                added: items("added"),
+                                removed: items("removed")
+                            })
+                        );
+                        for cnd in v["candidates"].as_array().into_iter().flatten() {
+                            println!("? candidate {}", cnd["describe"].as_str().unwrap_or(""));
+                        }
+                        Ok(())
+                    }
+                    _ => {
+                        Err("model diff takes two files, or one workload id with --console".into())
+                    }
                 }
-                _ => Err("model diff takes two files, or one workload id with --console".into()),
-            },
+            }
         }
     }
     .await;

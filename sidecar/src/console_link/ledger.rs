@@ -85,6 +85,20 @@ impl Ledger {
         }
     }
 
+    /// Makes sure `items` are reported, without counting them (what the local
+    /// model learned by a path the ledger does not see: counted nowhere else).
+    pub fn ensure_at(&self, container: &str, items: &[Item], now: i64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let per = seen.entry(container.to_string()).or_default();
+        for i in items {
+            per.entry(i.clone()).or_insert(Tally {
+                count: 0,
+                first_ms: now,
+                last_ms: now,
+            });
+        }
+    }
+
     /// Takes what `container` saw since the last take.
     pub fn take(&self, container: &str) -> Vec<Observed> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());

@@ -110,6 +110,9 @@ struct Unit {
     model: Model,
     cache: PathBuf,
     dropped: u64,
+    /// Event batches whose delivery failed: sent first next time (their items
+    /// are on disk meanwhile, `Queue::spill`).
+    retry: Vec<crate::sinks::queue::Batch>,
 }
 
 /// The link, before its thread starts.
@@ -197,6 +200,7 @@ impl Link {
                 model: Model::default(),
                 cache,
                 dropped: 0,
+                retry: Vec::new(),
             });
         }
         ledger::ledger().enable();
@@ -421,20 +425,17 @@ impl Link {
         let local = Item::all_of(&shared.model_snapshot());
         let u = &mut self.units[i];
         let now = ledger::now_ms();
+        let pending: BTreeSet<&Item> = u
+            .pending
+            .iter()
+            .flat_map(|(_, o)| o.iter().map(|o| &o.item))
+            .collect();
         let extra: Vec<Item> = local
             .into_iter()
-            .filter(|it| !u.reported.contains(it))
+            .filter(|it| !u.reported.contains(it) && !pending.contains(it))
             .collect();
         if !extra.is_empty() {
-            ledger::ledger().note_at(
-                &u.cfg.container,
-                extra
-                    .iter()
-                    .map(|i| i.observation())
-                    .collect::<Vec<_>>()
-                    .iter(),
-                now,
-            );
+            ledger::ledger().ensure_at(&u.cfg.container, &extra, now);
         }
     }
 
@@ -450,17 +451,16 @@ impl Link {
                 u.next_batch += 1;
             }
         }
-        let mut batches = Vec::new();
-        let mut events: Vec<SpooledEvent> = Vec::new();
-        while events.len() < EVENTS_PER_SYNC {
+        let mut batches: Vec<crate::sinks::queue::Batch> = std::mem::take(&mut u.retry);
+        while batches.iter().map(|b| b.items.len()).sum::<usize>() < EVENTS_PER_SYNC {
             let Some(b) = u.queue.take() else { break };
-            events.extend(
-                b.items
-                    .iter()
-                    .filter_map(|it| serde_json::from_value(it.body.clone()).ok()),
-            );
             batches.push(b);
         }
+        let events: Vec<SpooledEvent> = batches
+            .iter()
+            .flat_map(|b| b.items.iter())
+            .filter_map(|it| serde_json::from_value(it.body.clone()).ok())
+            .collect();
         let (batch_no, observations) = u.pending.clone().unwrap_or((0, Vec::new()));
         let req = SyncRequest {
             workload: self.cfg.workload.clone(),
@@ -490,6 +490,7 @@ impl Link {
                 for b in batches.iter_mut() {
                     u.queue.spill(b, 0);
                 }
+                u.retry = batches;
                 let msg = serde_json::from_slice::<serde_json::Value>(&a.body)
                     .ok()
                     .and_then(|v| v["error"].as_str().map(String::from))
@@ -500,6 +501,7 @@ impl Link {
                 for b in batches.iter_mut() {
                     u.queue.spill(b, 0);
                 }
+                u.retry = batches;
                 return Err(e);
             }
         };
@@ -509,6 +511,7 @@ impl Link {
                 for b in batches.iter_mut() {
                     u.queue.spill(b, 0);
                 }
+                u.retry = batches;
                 return Err(format!("unreadable answer: {e}"));
             }
         };
