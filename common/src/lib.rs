@@ -29,6 +29,10 @@ pub mod annotations {
     pub const SINKS: &str = "nfguard.io/sinks";
     /// Written by the injector: what was injected, by which version.
     pub const STATUS: &str = "nfguard.io/status";
+    /// With a console: how long the model runs in dry-run before it is active (`24h`).
+    pub const DRY_RUN_PERIOD: &str = "nfguard.io/dry-run-period";
+    /// With a console: `true` to wait for an operator's approval before active.
+    pub const REQUIRE_APPROVAL: &str = "nfguard.io/require-approval";
 }
 
 /// Where things live inside an injected pod.
@@ -66,6 +70,38 @@ pub mod env {
     pub const SOCKET: &str = "NFGUARD_SOCKET";
     /// JSON: the sinks configuration (docs/alerts.md).
     pub const SINKS: &str = "NFGUARD_SINKS";
+    /// The console's URL: with it, the sidecar shares its workload's model (docs/console.md).
+    pub const CONSOLE_URL: &str = "NFGUARD_CONSOLE_URL";
+    /// The credential for the console: the projected service-account token, or a join token.
+    pub const CONSOLE_TOKEN_FILE: &str = "NFGUARD_CONSOLE_TOKEN_FILE";
+    /// CA certificates of the console's TLS certificate.
+    pub const CONSOLE_CA: &str = "NFGUARD_CONSOLE_CA";
+    /// The cluster's name in the console's workload ids.
+    pub const CLUSTER: &str = "NFGUARD_CLUSTER";
+    /// The pod's workload (the kind and name of its controller; `Pod` and the pod's name for a bare pod).
+    pub const WORKLOAD_KIND: &str = "NFGUARD_WORKLOAD_KIND";
+    pub const WORKLOAD_NAME: &str = "NFGUARD_WORKLOAD_NAME";
+    /// JSON object: monitored container name -> image digest (`sha256:...`), as the registry gave it.
+    pub const CONTAINER_DIGESTS: &str = "NFGUARD_CONTAINER_DIGESTS";
+    /// JSON object: container name -> {"entrypoint": PATH, "ports": [{"port": N, "protocol": "TCP"}]}:
+    /// what the image config and the pod spec say without learning (`static` items).
+    pub const STATIC: &str = "NFGUARD_STATIC";
+    /// The pod's IP addresses (comma-separated, `status.podIPs`).
+    pub const POD_IPS: &str = "NFGUARD_POD_IPS";
+    /// Dry-run period before the model is active (a duration).
+    pub const DRY_RUN_PERIOD: &str = "NFGUARD_DRY_RUN_PERIOD";
+    /// `true`: dry-run ends only with an operator's approval.
+    pub const REQUIRE_APPROVAL: &str = "NFGUARD_REQUIRE_APPROVAL";
+}
+
+/// Where the console's credential and CA are mounted in the sidecar (a projected volume).
+pub mod console {
+    pub const VOLUME: &str = "nfguard-console";
+    pub const MOUNT: &str = "/var/run/secrets/nfguard";
+    pub const TOKEN: &str = "/var/run/secrets/nfguard/token";
+    pub const CA: &str = "/var/run/secrets/nfguard/ca.crt";
+    /// The audience of the projected token (the console's TokenReview asks for it).
+    pub const AUDIENCE: &str = "nfguard-console";
 }
 
 /// What nfguard does with an action outside the learned model.

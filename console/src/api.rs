@@ -23,7 +23,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use nfguard_sidecar::console_link::wire::{Item, SyncRequest};
+use nfguard_sidecar::console_link::wire::{Item, SyncRequest, WorkloadIdentity};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -159,16 +159,24 @@ async fn sync(
     b: Result<Json<SyncRequest>, JsonRejection>,
 ) -> ApiResult {
     let p = who(&app, &headers).await?;
-    let req = body(b)?;
+    let mut req = body(b)?;
     match &p {
         Principal::Sidecar { scope, pod, .. } => {
-            if !scope.covers(&req.workload) {
+            if pod.is_none() && !scope.covers(&req.workload) {
                 return Err(forbidden(format!(
                     "this credential speaks for {scope}, not for {}",
                     req.workload.id()
                 )));
             }
             if let Some(pod) = pod {
+                // The cluster vouched for this pod: its workload is the one the
+                // console derived from the pod's owner, whatever the sidecar guessed.
+                req.workload = WorkloadIdentity {
+                    cluster: scope.cluster.clone(),
+                    namespace: scope.namespace.clone(),
+                    kind: scope.kind.clone(),
+                    name: scope.name.clone(),
+                };
                 if *pod != req.pod.name {
                     return Err(forbidden(format!(
                         "this credential is bound to pod {pod}, not {}",

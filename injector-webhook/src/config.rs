@@ -59,6 +59,19 @@ pub struct Config {
     /// The cluster's alert sinks (JSON, docs/alerts.md), passed to every sidecar
     /// unless the pod's `nfguard.io/sinks` annotation replaces them.
     pub default_sinks: Option<String>,
+    /// The console every sidecar shares its workload's model through (docs/console.md).
+    pub console: Option<ConsoleTarget>,
+}
+
+/// Where the sidecars find the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleTarget {
+    /// `https://nfguard-console.nfguard-system.svc:9950`.
+    pub url: String,
+    /// A ConfigMap (in the pod's namespace) with `ca.crt`, the CA of the console's certificate.
+    pub ca_configmap: Option<String>,
+    /// The cluster's name in the console's workload ids.
+    pub cluster: String,
 }
 
 impl Default for Config {
@@ -72,6 +85,7 @@ impl Default for Config {
             registry_timeout: Duration::from_secs(3),
             api_server: None,
             default_sinks: None,
+            console: None,
         }
     }
 }

@@ -119,6 +119,15 @@ struct CommonArgs {
     /// JSON file of the cluster's alert sinks (docs/alerts.md), passed to every sidecar.
     #[arg(long)]
     sinks: Option<PathBuf>,
+    /// The console's URL, passed to every sidecar with its workload's identity and image digests.
+    #[arg(long)]
+    console_url: Option<String>,
+    /// ConfigMap (in each pod's namespace) holding ca.crt, the console certificate's CA.
+    #[arg(long, requires = "console_url")]
+    console_ca_configmap: Option<String>,
+    /// The cluster's name in the console's workload ids.
+    #[arg(long, default_value = "local")]
+    cluster_name: String,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -160,6 +169,21 @@ impl CommonArgs {
             registry_roots,
             registry_timeout: self.registry_timeout,
             api_server: None,
+            console: match &self.console_url {
+                None => None,
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    Some(nfguard_injector::config::ConsoleTarget {
+                        url: url.clone(),
+                        ca_configmap: self.console_ca_configmap.clone(),
+                        cluster: self.cluster_name.clone(),
+                    })
+                }
+                Some(url) => {
+                    return Err(format!(
+                        "--console-url {url:?}: expected an http:// or https:// URL"
+                    ))
+                }
+            },
             default_sinks: match &self.sinks {
                 None => None,
                 Some(path) => {

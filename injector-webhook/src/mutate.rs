@@ -465,7 +465,12 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
             )
         })
         .collect();
-    let sidecar = sidecar_container(cfg, opts, &images_env, uid, gid, non_root, nf_has_caps);
+    let mut sidecar = sidecar_container(cfg, opts, &images_env, uid, gid, non_root, nf_has_caps);
+    // The console: where the sidecar shares its workload's model, and who it is.
+    let console_volume = cfg
+        .console
+        .as_ref()
+        .map(|console| console_link(console, plan, images, &mut sidecar));
 
     if spec.share_process_namespace == Some(false) {
         warnings.push("nfguard: shareProcessNamespace: false replaced by true (the sidecar must see the pod's processes)".into());
@@ -477,7 +482,9 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         &mut ops,
         &["spec", "volumes"],
         spec.volumes.is_some(),
-        vec![json!({"name": paths::SHARED_VOLUME, "emptyDir": {}})],
+        std::iter::once(json!({"name": paths::SHARED_VOLUME, "emptyDir": {}}))
+            .chain(console_volume)
+            .collect(),
     );
     if cfg.classic_sidecar {
         ops.push(add(&["spec", "containers", "0"], sidecar));
@@ -518,6 +525,126 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         containers: wrapped,
         warnings,
     }
+}
+
+/// The pod's workload, from its controller: a ReplicaSet named `DEPLOYMENT-HASH` (with the
+/// pod's `pod-template-hash` label) belongs to that Deployment; a pod without an owner is
+/// its own workload. (The console checks this again from the pod for service-account tokens.)
+pub fn workload_of(pod: &Pod) -> (String, String) {
+    let md = &pod.metadata;
+    let name = md
+        .name
+        .clone()
+        .or_else(|| {
+            md.generate_name
+                .clone()
+                .map(|g| g.trim_end_matches('-').to_string())
+        })
+        .unwrap_or_default();
+    let owner = md
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.iter().find(|r| r.controller == Some(true)).or(o.first()));
+    match owner {
+        None => ("Pod".into(), name),
+        Some(o) if o.kind == "ReplicaSet" => {
+            let hash = md
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("pod-template-hash"))
+                .map(|h| format!("-{h}"));
+            match hash {
+                Some(h) if o.name.ends_with(&h) => (
+                    "Deployment".into(),
+                    o.name[..o.name.len() - h.len()].to_string(),
+                ),
+                _ => ("ReplicaSet".into(), o.name.clone()),
+            }
+        }
+        Some(o) => (o.kind.clone(), o.name.clone()),
+    }
+}
+
+/// Adds the console's settings to the sidecar (its URL, credential, the workload's
+/// identity, the images' digests and what is known statically) and returns the
+/// projected volume with the pod's service-account token for the console.
+fn console_link(
+    console: &crate::config::ConsoleTarget,
+    plan: &Plan,
+    images: &ImageConfigs,
+    sidecar: &mut Value,
+) -> Value {
+    let containers = plan.containers();
+    let (kind, name) = workload_of(&plan.pod);
+    let mut digests = BTreeMap::new();
+    let mut statics = BTreeMap::new();
+    for &i in &plan.monitored {
+        let c = &containers[i];
+        let image = c.image.clone().unwrap_or_default();
+        let ic = images.get(&image).and_then(|r| r.as_ref().ok());
+        if let Some(d) = ic.and_then(|ic| ic.digest.clone()) {
+            digests.insert(c.name.clone(), d);
+        }
+        let entrypoint = c
+            .command
+            .as_ref()
+            .and_then(|cmd| cmd.first().cloned())
+            .or_else(|| {
+                plan.options
+                    .entrypoint
+                    .as_ref()
+                    .and_then(|e| e.for_container(&c.name))
+                    .and_then(|e| e.first().cloned())
+            })
+            .or_else(|| ic.and_then(|ic| ic.entrypoint.first().or(ic.cmd.first()).cloned()))
+            .filter(|e| e.starts_with('/'));
+        let ports: Vec<Value> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| json!({"port": p.container_port, "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into())}))
+            .collect();
+        statics.insert(
+            c.name.clone(),
+            json!({"entrypoint": entrypoint, "ports": ports}),
+        );
+    }
+    let annots = plan.pod.metadata.annotations.clone().unwrap_or_default();
+    let mut envs = vec![
+        json!({"name": env::CONSOLE_URL, "value": console.url}),
+        json!({"name": env::CONSOLE_TOKEN_FILE, "value": nfguard_common::console::TOKEN}),
+        json!({"name": env::CLUSTER, "value": console.cluster}),
+        json!({"name": env::WORKLOAD_KIND, "value": kind}),
+        json!({"name": env::WORKLOAD_NAME, "value": name}),
+        json!({"name": env::CONTAINER_DIGESTS, "value": serde_json::to_string(&digests).unwrap_or_default()}),
+        json!({"name": env::STATIC, "value": serde_json::to_string(&statics).unwrap_or_default()}),
+        json!({"name": env::POD_IPS, "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}}),
+    ];
+    if console.ca_configmap.is_some() {
+        envs.push(json!({"name": env::CONSOLE_CA, "value": nfguard_common::console::CA}));
+    }
+    for (annotation, var) in [
+        (annotations::DRY_RUN_PERIOD, env::DRY_RUN_PERIOD),
+        (annotations::REQUIRE_APPROVAL, env::REQUIRE_APPROVAL),
+    ] {
+        if let Some(v) = annots.get(annotation) {
+            envs.push(json!({"name": var, "value": v}));
+        }
+    }
+    if let Some(e) = sidecar["env"].as_array_mut() {
+        e.extend(envs);
+    }
+    if let Some(m) = sidecar["volumeMounts"].as_array_mut() {
+        m.push(json!({"name": nfguard_common::console::VOLUME, "mountPath": nfguard_common::console::MOUNT, "readOnly": true}));
+    }
+    let mut sources = vec![json!({"serviceAccountToken": {
+        "audience": nfguard_common::console::AUDIENCE, "expirationSeconds": 3600, "path": "token"}})];
+    if let Some(cm) = &console.ca_configmap {
+        sources.push(
+            json!({"configMap": {"name": cm, "items": [{"key": "ca.crt", "path": "ca.crt"}]}}),
+        );
+    }
+    json!({"name": nfguard_common::console::VOLUME, "projected": {"sources": sources}})
 }
 
 /// The `nfguard` container.
@@ -647,6 +774,76 @@ mod tests {
             digest: None,
         };
         HashMap::from([("img".to_string(), Ok(ic))])
+    }
+
+    #[test]
+    fn with_a_console_the_sidecar_gets_its_url_token_workload_digest_and_static_items() {
+        let cfg = Config {
+            console: Some(crate::config::ConsoleTarget {
+                url: "https://nfguard-console.nfguard-system.svc:9950".into(),
+                ca_configmap: Some("nfguard-console-ca".into()),
+                cluster: "lab".into(),
+            }),
+            ..Config::default()
+        };
+        let pod_json = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "smf-7d4b9c-x2x", "labels": {"pod-template-hash": "7d4b9c"},
+                         "annotations": {"nfguard.io/require-approval": "true"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "smf-7d4b9c", "uid": "u", "controller": true}]},
+            "spec": {"containers": [{"name": "smf", "image": "img", "ports": [{"containerPort": 8805, "protocol": "UDP"}]}]}});
+        let mut images = image(&["/usr/bin/smf"], &[]);
+        if let Some(Ok(ic)) = images.get_mut("img") {
+            ic.digest = Some(format!("sha256:{}", "c".repeat(64)));
+        }
+        let plan = plan(&pod_json, Some("core"), &cfg).unwrap();
+        let outcome = mutate(&plan, &cfg, &images);
+        let mut out = pod_json.clone();
+        let Outcome::Inject { patch, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        json_patch::patch(&mut out, &patch.0).unwrap();
+        let sidecar = &out["spec"]["initContainers"][0];
+        let env_of = |n: &str| {
+            sidecar["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == n)
+                .map(|e| e["value"].clone())
+        };
+        assert_eq!(
+            env_of(env::CONSOLE_URL).unwrap(),
+            "https://nfguard-console.nfguard-system.svc:9950"
+        );
+        assert_eq!(env_of(env::WORKLOAD_KIND).unwrap(), "Deployment");
+        assert_eq!(env_of(env::WORKLOAD_NAME).unwrap(), "smf");
+        assert_eq!(env_of(env::CLUSTER).unwrap(), "lab");
+        assert_eq!(env_of(env::REQUIRE_APPROVAL).unwrap(), "true");
+        let digests: Value =
+            serde_json::from_str(env_of(env::CONTAINER_DIGESTS).unwrap().as_str().unwrap())
+                .unwrap();
+        assert_eq!(digests["smf"], format!("sha256:{}", "c".repeat(64)));
+        let statics: Value =
+            serde_json::from_str(env_of(env::STATIC).unwrap().as_str().unwrap()).unwrap();
+        assert_eq!(
+            statics["smf"],
+            json!({"entrypoint": "/usr/bin/smf", "ports": [{"port": 8805, "protocol": "UDP"}]})
+        );
+        let vol = out["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "nfguard-console")
+            .unwrap();
+        assert_eq!(
+            vol["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            "nfguard-console"
+        );
+        assert!(sidecar["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/var/run/secrets/nfguard"));
     }
 
     #[test]

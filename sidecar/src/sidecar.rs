@@ -34,6 +34,8 @@ pub struct SidecarConfig {
     /// The model: learned into the shared volume, or read from a mounted file.
     pub model: PathBuf,
     pub api_addr: SocketAddr,
+    /// The console, when the injector named one (console_link).
+    pub console: Option<crate::console_link::LinkConfig>,
 }
 
 /// A setting the injector wrote that the sidecar cannot use.
@@ -87,6 +89,7 @@ pub fn config_from(get: impl Fn(&str) -> Option<String>) -> Result<SidecarConfig
     let model = get("NFGUARD_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| shared_dir.join("model.json"));
+    let console = console_from(&get, &images, mode, learning_period, &shared_dir, &model)?;
     let context = Context {
         namespace: get(env::POD_NAMESPACE),
         pod: get(env::POD_NAME),
@@ -106,7 +109,152 @@ pub fn config_from(get: impl Fn(&str) -> Option<String>) -> Result<SidecarConfig
         shared_dir,
         model,
         api_addr,
+        console,
     })
+}
+
+/// The console link's settings from the injector's environment (none without
+/// `NFGUARD_CONSOLE_URL`): the workload's identity, one unit per monitored
+/// container with its image digest and static items.
+fn console_from(
+    get: &impl Fn(&str) -> Option<String>,
+    images: &HashMap<String, String>,
+    mode: Mode,
+    learning_period: Option<Duration>,
+    shared_dir: &Path,
+    model: &Path,
+) -> Result<Option<crate::console_link::LinkConfig>, BadEnv> {
+    use crate::console_link::wire::{Item, PodIdentity, Wanted, WorkloadIdentity};
+    use crate::console_link::{LinkConfig, UnitConfig};
+    let bad = |var: &'static str, message: String| BadEnv { var, message };
+    let Some(url) = get(env::CONSOLE_URL).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let namespace = get(env::POD_NAMESPACE)
+        .ok_or_else(|| bad(env::POD_NAMESPACE, "required with a console".into()))?;
+    let pod =
+        get(env::POD_NAME).ok_or_else(|| bad(env::POD_NAME, "required with a console".into()))?;
+    let kind = get(env::WORKLOAD_KIND).unwrap_or_else(|| "Pod".into());
+    let workload = WorkloadIdentity {
+        cluster: get(env::CLUSTER).unwrap_or_else(|| "local".into()),
+        namespace,
+        kind: crate::console_link::wire::canonical_kind(&kind).ok_or_else(|| {
+            bad(
+                env::WORKLOAD_KIND,
+                format!("{kind:?} is not a workload kind"),
+            )
+        })?,
+        name: get(env::WORKLOAD_NAME).unwrap_or_else(|| pod.clone()),
+    };
+    workload.check().map_err(|e| bad(env::WORKLOAD_NAME, e))?;
+    let digests: HashMap<String, String> = match get(env::CONTAINER_DIGESTS) {
+        Some(j) => serde_json::from_str(&j).map_err(|e| {
+            bad(
+                env::CONTAINER_DIGESTS,
+                format!("not a JSON object of strings: {e}"),
+            )
+        })?,
+        None => HashMap::new(),
+    };
+    let statics: HashMap<String, serde_json::Value> = match get(env::STATIC) {
+        Some(j) => serde_json::from_str(&j)
+            .map_err(|e| bad(env::STATIC, format!("not a JSON object: {e}")))?,
+        None => HashMap::new(),
+    };
+    let dry_run = get(env::DRY_RUN_PERIOD)
+        .map(|s| {
+            nfguard_common::parse_duration(&s).map_err(|e| bad(env::DRY_RUN_PERIOD, e.to_string()))
+        })
+        .transpose()?;
+    let require_approval = match get(env::REQUIRE_APPROVAL).as_deref() {
+        None | Some("false") | Some("") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(bad(
+                env::REQUIRE_APPROVAL,
+                format!("{v:?}: expected true or false"),
+            ))
+        }
+    };
+    let mut names: Vec<&String> = images.keys().collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(bad(
+            env::CONTAINER_IMAGES,
+            "names no monitored container".into(),
+        ));
+    }
+    let units = names
+        .into_iter()
+        .map(|c| {
+            let st = statics.get(c);
+            let entry = st.and_then(|s| s["entrypoint"].as_str()).map(String::from);
+            let mut static_items = Vec::new();
+            if let Some(exe) = &entry {
+                static_items.push(Item::Process(crate::model::ProcessEntry {
+                    exe: exe.clone(),
+                    parent: crate::model::LAUNCHER_PARENT.into(),
+                }));
+                for p in st.and_then(|s| s["ports"].as_array()).into_iter().flatten() {
+                    if let (Some(port), Some(proto)) = (p["port"].as_u64(), p["protocol"].as_str())
+                    {
+                        static_items.push(Item::Listen(crate::model::ListenEntry {
+                            exe: exe.clone(),
+                            protocol: proto.to_ascii_lowercase(),
+                            port: port as u16,
+                        }));
+                    }
+                }
+            }
+            UnitConfig {
+                container: c.clone(),
+                image: images.get(c).cloned().unwrap_or_default(),
+                digest: digests.get(c).cloned().unwrap_or_default(),
+                static_items,
+            }
+        })
+        .collect();
+    let stem = model
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string();
+    Ok(Some(LinkConfig {
+        url,
+        token_file: PathBuf::from(
+            get(env::CONSOLE_TOKEN_FILE).unwrap_or_else(|| nfguard_common::console::TOKEN.into()),
+        ),
+        ca: get(env::CONSOLE_CA).map(PathBuf::from),
+        workload,
+        pod: PodIdentity {
+            name: pod,
+            uid: get(env::POD_UID),
+            node: get(env::NODE_NAME),
+            addresses: get(env::POD_IPS)
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        want: Wanted {
+            // The console's lifecycle decides when; `learn` asks for the default, alert.
+            mode: if mode == Mode::Learn {
+                Mode::Alert
+            } else {
+                mode
+            },
+            learning_period_ms: learning_period.map(|d| d.as_millis() as u64),
+            dry_run_period_ms: dry_run.map(|d| d.as_millis() as u64),
+            require_approval,
+        },
+        units,
+        state_dir: shared_dir.to_path_buf(),
+        stem,
+    }))
 }
 
 /// Copies the launcher into the shared volume (write then rename: a container
@@ -157,7 +305,21 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     } else {
         cfg.mode
     };
-    let model = load_model(start_mode, &cfg.model)?;
+    // With a console, its lifecycle decides the mode and it holds the model (console_link).
+    let mut link = cfg
+        .console
+        .clone()
+        .map(crate::console_link::Link::new)
+        .transpose()
+        .map_err(SetupError::from)?;
+    let (start_mode, learning, model) = match &mut link {
+        Some(l) => {
+            let (mode, model, how) = l.start();
+            eprintln!("nfguard: {how}");
+            (mode, None, model)
+        }
+        None => (start_mode, learning, load_model(start_mode, &cfg.model)?),
+    };
     let events = EventSink::new(Box::new(io::stdout()));
     events
         .attach_sinks_env(&cfg.context, &cfg.shared_dir)
@@ -176,6 +338,13 @@ pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     shared.own_files.protect(&cfg.shared_dir);
     shared.own_files.protect(&cfg.model);
     let shared = Arc::new(shared);
+    if let Some(l) = link {
+        l.spawn(Arc::clone(&shared))
+            .map_err(|source| SetupError::Spawn {
+                path: "the console link thread".into(),
+                source,
+            })?;
+    }
     api::spawn(Arc::clone(&shared), cfg.api_addr).map_err(|source| SidecarError::Api {
         addr: cfg.api_addr,
         source,
@@ -288,6 +457,52 @@ mod tests {
         assert_eq!(c.images["smf"], "oai-smf:v2");
         assert_eq!(c.socket, PathBuf::from("/nfguard/supervisor.sock"));
         assert_eq!(c.model, PathBuf::from("/nfguard/model.json"));
+    }
+
+    #[test]
+    fn with_a_console_the_environment_names_the_workload_its_units_and_static_items() {
+        let c = config_from(env_of(&[
+            (env::POD_NAME, "smf-7d4b9c-x2x"),
+            (env::POD_NAMESPACE, "core"),
+            (env::CONTAINER_IMAGES, r#"{"smf":"reg/smf:v2"}"#),
+            (env::CONSOLE_URL, "https://console:9950"),
+            (env::WORKLOAD_KIND, "Deployment"),
+            (env::WORKLOAD_NAME, "smf"),
+            (env::CONTAINER_DIGESTS, r#"{"smf":"sha256:abc"}"#),
+            (
+                env::STATIC,
+                r#"{"smf":{"entrypoint":"/usr/bin/smf","ports":[{"port":8805,"protocol":"UDP"}]}}"#,
+            ),
+            (env::POD_IPS, "10.1.0.7,fd00::7"),
+            (env::REQUIRE_APPROVAL, "true"),
+        ]))
+        .unwrap();
+        let l = c.console.unwrap();
+        assert_eq!(l.workload.id(), "local:core:deployment:smf");
+        assert_eq!(l.pod.addresses, ["10.1.0.7", "fd00::7"]);
+        assert!(l.want.require_approval);
+        assert_eq!(
+            l.want.mode,
+            Mode::Alert,
+            "learn asks for the default: alert once active"
+        );
+        assert_eq!(
+            (l.units[0].container.as_str(), l.units[0].digest.as_str()),
+            ("smf", "sha256:abc")
+        );
+        assert_eq!(
+            l.units[0].static_items.len(),
+            2,
+            "{:?}",
+            l.units[0].static_items
+        );
+        let e = config_from(env_of(&[
+            (env::CONSOLE_URL, "https://c"),
+            (env::POD_NAME, "p"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("NFGUARD_POD_NAMESPACE:"), "{e}");
     }
 
     #[test]
