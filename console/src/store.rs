@@ -340,8 +340,8 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let wid = req.workload.id();
-        upsert_workload(&mut tx, &req.workload, now).await?;
         let mut m = self.model_for(&mut tx, req, &wid, now).await?;
+        let before = (m.lc.clone(), m.version, m.prev_state.clone());
         let mut version = m.version;
         let mut last_new = m.lc.last_new_ms;
 
@@ -420,7 +420,10 @@ impl Store {
             }
         } else {
             let learning = m.lc.state == State::Learning;
-            for o in &req.observations {
+            // Items already in the model (the steady state): three set-based
+            // statements for the whole batch; the rest one by one.
+            let rest = count_known(&mut tx, m.id, &req.observations, &req.pod.name).await?;
+            for o in &rest {
                 match self
                     .observe(&mut tx, m.id, o, &req.pod.name, learning, now)
                     .await?
@@ -437,12 +440,9 @@ impl Store {
         };
 
         // Events, each once.
-        let mut stored = 0;
-        for e in &req.events {
-            if self.store_event(&mut tx, &m, &req.pod.name, e, now).await? {
-                stored += 1;
-            }
-        }
+        let stored = self
+            .store_events(&mut tx, &m, &req.pod.name, &req.events, now)
+            .await?;
 
         let addresses = serde_json::to_string(&req.pod.addresses).unwrap_or_else(|_| "[]".into());
         m.lc.last_new_ms = last_new;
@@ -474,7 +474,14 @@ impl Store {
         .await
         .map_err(db("recording the pod"))?;
         m.version = version;
-        save_model(&mut tx, &m, now).await?;
+        // The model's row changes with its lifecycle, version and settings; the
+        // time of the last sync (for archiving, a matter of hours) is refreshed
+        // every 10 s at most, which saves a write on most syncs.
+        if (m.lc.clone(), m.version, m.prev_state.clone()) != before
+            || now - m.last_sync_ms >= 10_000
+        {
+            save_model(&mut tx, &m, now).await?;
+        }
         let model = if mode != Mode::Learn && req.have_version != Some(version) {
             Some(render(&mut tx, m.id).await?)
         } else {
@@ -519,6 +526,7 @@ impl Store {
         if let Some(r) = found {
             return model_row(&r);
         }
+        upsert_workload(tx, &req.workload, now).await?;
         let predecessor: Option<i64> = sqlx::query(
             "SELECT id FROM models WHERE workload_id = $1 AND container = $2 AND digest <> $3 ORDER BY id DESC LIMIT 1",
         )
@@ -706,126 +714,291 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Stores one event (once) and files it in its incident.
-    async fn store_event(
+    /// Stores a sync's events (each once: `(instance, id)` is unique) and files
+    /// them in incidents, with set-based statements: a few per process tree
+    /// and per distinct signature, not several per event.
+    async fn store_events(
         &self,
         tx: &mut Transaction<'static, Any>,
         m: &ModelRow,
         pod: &str,
-        e: &SpooledEvent,
+        events: &[SpooledEvent],
         now: i64,
-    ) -> Result<bool> {
-        let Some(seq) = e.event["id"].as_i64() else {
-            return Err(StoreError::Bad("an event has no numeric id".into()));
+    ) -> Result<u64> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        struct Ev<'a> {
+            instance: &'a str,
+            seq: i64,
+            at: i64,
+            tree: String,
+            sig: String,
+            event: &'a Value,
+        }
+        let mut evs: Vec<Ev> = Vec::with_capacity(events.len());
+        let mut seen: BTreeSet<(&str, i64)> = BTreeSet::new();
+        for e in events {
+            let Some(seq) = e.event["id"].as_i64() else {
+                return Err(StoreError::Bad("an event has no numeric id".into()));
+            };
+            if !seen.insert((e.instance.as_str(), seq)) {
+                continue;
+            }
+            evs.push(Ev {
+                instance: &e.instance,
+                seq,
+                at: incident::time_ms(&e.event).unwrap_or(now),
+                tree: incident::tree_of(&e.event),
+                sig: incident::signature(&e.event),
+                event: &e.event,
+            });
+        }
+        // Resent events are known already.
+        let instances: BTreeSet<&str> = evs.iter().map(|e| e.instance).collect();
+        let mut known: BTreeSet<(String, i64)> = BTreeSet::new();
+        for inst in instances {
+            let seqs: Vec<i64> = evs
+                .iter()
+                .filter(|e| e.instance == inst)
+                .map(|e| e.seq)
+                .collect();
+            for chunk in seqs.chunks(500) {
+                let sql = format!(
+                    "SELECT seq FROM events WHERE instance = $1 AND seq IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(inst);
+                for s in chunk {
+                    q = q.bind(*s);
+                }
+                for r in q
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db("checking events"))?
+                {
+                    known.insert((inst.to_string(), r.try_get("seq").unwrap_or(0)));
+                }
+            }
+        }
+        evs.retain(|e| !known.contains(&(e.instance.to_string(), e.seq)));
+        evs.sort_by_key(|e| (e.at, e.seq));
+        let stored = evs.len() as u64;
+        // Incidents, per process tree, in time order.
+        let trees: Vec<String> = {
+            let mut t: Vec<String> = Vec::new();
+            for e in &evs {
+                if !t.contains(&e.tree) {
+                    t.push(e.tree.clone());
+                }
+            }
+            t
         };
-        let dup = sqlx::query("SELECT id FROM events WHERE instance = $1 AND seq = $2")
-            .bind(&e.instance)
-            .bind(seq)
+        for tree in trees {
+            let mine: Vec<&Ev> = evs.iter().filter(|e| e.tree == tree).collect();
+            let open = sqlx::query(
+                "SELECT id, last_ms, severity FROM incidents WHERE model_id = $1 AND pod = $2 AND tree = $3 AND state <> 'resolved' ORDER BY id DESC LIMIT 1",
+            )
+            .bind(m.id)
+            .bind(pod)
+            .bind(&tree)
             .fetch_optional(&mut **tx)
             .await
-            .map_err(db("checking an event"))?;
-        if dup.is_some() {
-            return Ok(false);
-        }
-        let at = incident::time_ms(&e.event).unwrap_or(now);
-        let tree = incident::tree_of(&e.event);
-        let sig = incident::signature(&e.event);
-        let sev = incident::severity(&e.event);
-        let open = sqlx::query(
-            "SELECT id, last_ms, severity FROM incidents WHERE model_id = $1 AND pod = $2 AND tree = $3 AND state <> 'resolved' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(m.id)
-        .bind(pod)
-        .bind(&tree)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db("finding an incident"))?;
-        let incident_id = match open {
-            Some(r)
-                if incident::within(
+            .map_err(db("finding an incident"))?;
+            // (incident id, its last time, its severity, events added)
+            let mut cur: Option<(i64, i64, String, i64)> = open.map(|r| {
+                (
+                    r.try_get("id").unwrap_or(0),
                     r.try_get("last_ms").unwrap_or(0),
-                    at,
-                    self.settings.incident_window_ms,
-                ) =>
-            {
-                let id: i64 = r.try_get("id").map_err(db("finding an incident"))?;
-                let was: String = r.try_get("severity").unwrap_or_default();
-                let severity = if rank(sev) > rank(&was) {
-                    sev
-                } else {
-                    was.as_str()
-                };
+                    r.try_get("severity").unwrap_or_default(),
+                    0,
+                )
+            });
+            // Each incident this sync adds to, with the events it gets.
+            type Open = (i64, i64, String, i64);
+            let mut groups: Vec<(Open, Vec<&Ev>)> = Vec::new();
+            for e in mine {
+                let joins = cur
+                    .as_ref()
+                    .is_some_and(|c| incident::within(c.1, e.at, self.settings.incident_window_ms));
+                if !joins {
+                    if let Some(c) = cur.take() {
+                        if c.3 > 0 {
+                            let evs = groups.pop().map(|g| g.1).unwrap_or_default();
+                            groups.push((c, evs));
+                        }
+                    }
+                    let r = sqlx::query(
+                        "INSERT INTO incidents (workload_id, model_id, container, pod, tree, state, severity, title, events, opened_ms, last_ms, state_by, state_ms)
+                         VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, 0, $8, $8, NULL, NULL) RETURNING id",
+                    )
+                    .bind(&m.workload_id)
+                    .bind(m.id)
+                    .bind(&m.container)
+                    .bind(pod)
+                    .bind(&tree)
+                    .bind(incident::severity(e.event))
+                    .bind(incident::title(e.event))
+                    .bind(e.at)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db("opening an incident"))?;
+                    let id: i64 = r.try_get("id").map_err(db("opening an incident"))?;
+                    cur = Some((id, e.at, incident::severity(e.event).to_string(), 0));
+                    groups.push((cur.clone().unwrap_or_default(), Vec::new()));
+                } else if groups.last().map(|g| g.0 .0) != cur.as_ref().map(|c| c.0) {
+                    groups.push((cur.clone().unwrap_or_default(), Vec::new()));
+                }
+                if let Some(c) = cur.as_mut() {
+                    c.1 = c.1.max(e.at);
+                    if rank(incident::severity(e.event)) > rank(&c.2) {
+                        c.2 = incident::severity(e.event).to_string();
+                    }
+                    c.3 += 1;
+                }
+                if let Some(g) = groups.last_mut() {
+                    g.0 = cur.clone().unwrap_or_default();
+                    g.1.push(e);
+                }
+            }
+            for ((id, last, severity, n), group) in groups {
+                if group.is_empty() {
+                    continue;
+                }
+                self.file_in_incident(
+                    tx,
+                    m,
+                    pod,
+                    id,
+                    &group
+                        .iter()
+                        .map(|e| (e.instance, e.seq, e.at, e.sig.as_str(), e.event))
+                        .collect::<Vec<_>>(),
+                )
+                .await?;
                 sqlx::query(
-                    "UPDATE incidents SET events = events + 1, severity = $2, last_ms = CASE WHEN last_ms < $3 THEN $3 ELSE last_ms END WHERE id = $1",
+                    "UPDATE incidents SET events = events + $2, severity = $3, last_ms = CASE WHEN last_ms < $4 THEN $4 ELSE last_ms END WHERE id = $1",
                 )
                 .bind(id)
+                .bind(n)
                 .bind(severity)
-                .bind(at)
+                .bind(last)
                 .execute(&mut **tx)
                 .await
                 .map_err(db("updating an incident"))?;
-                id
             }
-            _ => {
-                let r = sqlx::query(
-                    "INSERT INTO incidents (workload_id, model_id, container, pod, tree, state, severity, title, events, opened_ms, last_ms, state_by, state_ms)
-                     VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, 1, $8, $8, NULL, NULL) RETURNING id",
-                )
-                .bind(&m.workload_id)
-                .bind(m.id)
-                .bind(&m.container)
-                .bind(pod)
-                .bind(&tree)
-                .bind(sev)
-                .bind(incident::title(&e.event))
-                .bind(at)
-                .fetch_one(&mut **tx)
+        }
+        Ok(stored)
+    }
+
+    /// Inserts one incident's new events: the first of each signature with its
+    /// body, the repeats folded into it (counted, body left out).
+    async fn file_in_incident(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        m: &ModelRow,
+        pod: &str,
+        incident_id: i64,
+        group: &[(&str, i64, i64, &str, &Value)],
+    ) -> Result<()> {
+        let sigs: BTreeSet<&str> = group.iter().map(|g| g.3).collect();
+        let mut first: BTreeMap<String, i64> = BTreeMap::new();
+        let sigs: Vec<&str> = sigs.into_iter().collect();
+        for chunk in sigs.chunks(200) {
+            let sql = format!(
+                "SELECT signature, id FROM events WHERE incident_id = $1 AND folded = 0 AND signature IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(incident_id);
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            for r in q
+                .fetch_all(&mut **tx)
                 .await
-                .map_err(db("opening an incident"))?;
-                r.try_get("id").map_err(db("opening an incident"))?
+                .map_err(db("throttling events"))?
+            {
+                first.insert(
+                    r.try_get("signature").unwrap_or_default(),
+                    r.try_get("id").unwrap_or(0),
+                );
             }
-        };
-        let first = sqlx::query(
-            "SELECT id FROM events WHERE incident_id = $1 AND signature = $2 AND folded = 0 LIMIT 1",
-        )
-        .bind(incident_id)
-        .bind(&sig)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db("throttling an event"))?
-        .and_then(|r| r.try_get::<i64, _>("id").ok());
-        if let Some(first) = first {
+        }
+        // Repeats per first event: (count, last time).
+        let mut repeats: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut folded: Vec<&(&str, i64, i64, &str, &Value)> = Vec::new();
+        for g in group {
+            match first.get(g.3) {
+                Some(id) => {
+                    let r = repeats.entry(*id).or_insert((0, 0));
+                    r.0 += 1;
+                    r.1 = r.1.max(g.2);
+                    folded.push(g);
+                }
+                None => {
+                    let r = sqlx::query(
+                        "INSERT INTO events (instance, seq, incident_id, model_id, pod, time_ms, signature, folded, repeats, last_ms, body)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 1, $6, $8) ON CONFLICT (instance, seq) DO NOTHING RETURNING id",
+                    )
+                    .bind(g.0)
+                    .bind(g.1)
+                    .bind(incident_id)
+                    .bind(m.id)
+                    .bind(pod)
+                    .bind(g.2)
+                    .bind(g.3)
+                    .bind(serde_json::to_string(g.4).unwrap_or_default())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db("storing an event"))?;
+                    if let Some(r) = r {
+                        first.insert(g.3.to_string(), r.try_get("id").unwrap_or(0));
+                    }
+                }
+            }
+        }
+        for chunk in folded.chunks(200) {
+            let instances: BTreeSet<&str> = chunk.iter().map(|g| g.0).collect();
+            for inst in instances {
+                let of: Vec<_> = chunk.iter().filter(|g| g.0 == inst).collect();
+                let rows: Vec<String> = (0..of.len())
+                    .map(|i| {
+                        let b = 5 + i * 3;
+                        format!(
+                            "($1, ${b}, $2, $3, $4, ${}, ${}, 1, 1, ${}, NULL)",
+                            b + 1,
+                            b + 2,
+                            b + 1
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO events (instance, seq, incident_id, model_id, pod, time_ms, signature, folded, repeats, last_ms, body) VALUES {} ON CONFLICT (instance, seq) DO NOTHING",
+                    rows.join(", ")
+                );
+                let mut q = sqlx::query(&sql)
+                    .bind(inst)
+                    .bind(incident_id)
+                    .bind(m.id)
+                    .bind(pod);
+                for g in of {
+                    q = q.bind(g.1).bind(g.2).bind(g.3);
+                }
+                q.execute(&mut **tx).await.map_err(db("storing events"))?;
+            }
+        }
+        for (id, (n, last)) in repeats {
             sqlx::query(
-                "UPDATE events SET repeats = repeats + 1, last_ms = CASE WHEN last_ms < $2 THEN $2 ELSE last_ms END WHERE id = $1",
+                "UPDATE events SET repeats = repeats + $2, last_ms = CASE WHEN last_ms < $3 THEN $3 ELSE last_ms END WHERE id = $1",
             )
-            .bind(first)
-            .bind(at)
+            .bind(id)
+            .bind(n)
+            .bind(last)
             .execute(&mut **tx)
             .await
-            .map_err(db("throttling an event"))?;
+            .map_err(db("throttling events"))?;
         }
-        // A repeat keeps its identity (so a resent copy is still recognised)
-        // but not its body: the first of its kind tells the story.
-        let body = first
-            .is_none()
-            .then(|| serde_json::to_string(&e.event).unwrap_or_default());
-        sqlx::query(
-            "INSERT INTO events (instance, seq, incident_id, model_id, pod, time_ms, signature, folded, repeats, last_ms, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $6, $9) ON CONFLICT (instance, seq) DO NOTHING",
-        )
-        .bind(&e.instance)
-        .bind(seq)
-        .bind(incident_id)
-        .bind(m.id)
-        .bind(pod)
-        .bind(at)
-        .bind(&sig)
-        .bind(first.is_some() as i64)
-        .bind(body)
-        .execute(&mut **tx)
-        .await
-        .map_err(db("storing an event"))?;
-        Ok(true)
+        Ok(())
     }
 
     /// Applies a transition; returns by how much the version moved.
@@ -2009,4 +2182,113 @@ pub async fn audit(
         .await
         .map(drop)
         .map_err(db("writing the audit log"))
+}
+
+/// `$from, $from+1, ...` (n of them).
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Counts the observations of items the model has under their exact key (the
+/// steady state of an active workload) with three statements for the batch:
+/// which exist, their counts, the pod's provenance. Returns the others (new
+/// items, or paths a pattern covers), for the one-by-one path.
+async fn count_known(
+    tx: &mut Transaction<'static, Any>,
+    model_id: i64,
+    observations: &[Observed],
+    pod: &str,
+) -> Result<Vec<Observed>> {
+    // Merge repeats of one key (a batch is already one per item, but be exact).
+    let mut merged: BTreeMap<String, Observed> = BTreeMap::new();
+    for o in observations {
+        let k = item_key(&o.item);
+        match merged.get_mut(&k) {
+            Some(m) => {
+                m.count += o.count;
+                m.first_ms = m.first_ms.min(o.first_ms);
+                m.last_ms = m.last_ms.max(o.last_ms);
+            }
+            None => {
+                merged.insert(k, o.clone());
+            }
+        }
+    }
+    let keys: Vec<&String> = merged.keys().collect();
+    let mut ids: BTreeMap<String, i64> = BTreeMap::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT id, item_key FROM items WHERE model_id = $1 AND item_key IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(model_id);
+        for k in chunk {
+            q = q.bind(k.as_str());
+        }
+        for r in q.fetch_all(&mut **tx).await.map_err(db("finding items"))? {
+            ids.insert(
+                r.try_get("item_key").unwrap_or_default(),
+                r.try_get("id").unwrap_or(0),
+            );
+        }
+    }
+    let known: Vec<(i64, &Observed)> = merged
+        .iter()
+        .filter_map(|(k, o)| ids.get(k).map(|id| (*id, o)))
+        .collect();
+    for chunk in known.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 2 + i * 4;
+                format!(
+                    "SELECT CAST(${b} AS BIGINT) AS id, CAST(${} AS BIGINT) AS c, CAST(${} AS BIGINT) AS f, CAST(${} AS BIGINT) AS l",
+                    b + 1,
+                    b + 2,
+                    b + 3
+                )
+            })
+            .collect();
+        let values = rows.join(" UNION ALL ");
+        let update = format!(
+            "UPDATE items SET hits = items.hits + v.c,
+               first_seen_ms = CASE WHEN items.first_seen_ms IS NULL OR items.first_seen_ms > v.f THEN v.f ELSE items.first_seen_ms END,
+               last_seen_ms = CASE WHEN items.last_seen_ms IS NULL OR items.last_seen_ms < v.l THEN v.l ELSE items.last_seen_ms END
+             FROM ({values}) AS v WHERE items.id = v.id AND items.model_id = $1"
+        );
+        let mut q = sqlx::query(&update).bind(model_id);
+        for (id, o) in chunk {
+            q = q
+                .bind(*id)
+                .bind(o.count as i64)
+                .bind(o.first_ms)
+                .bind(o.last_ms);
+        }
+        q.execute(&mut **tx).await.map_err(db("counting items"))?;
+        let upsert = format!(
+            "INSERT INTO item_pods (item_id, pod, hits, first_seen_ms, last_seen_ms)
+             SELECT v.id, $1, v.c, v.f, v.l FROM ({values}) AS v WHERE true
+             ON CONFLICT (item_id, pod) DO UPDATE SET hits = item_pods.hits + excluded.hits,
+               first_seen_ms = CASE WHEN item_pods.first_seen_ms > excluded.first_seen_ms THEN excluded.first_seen_ms ELSE item_pods.first_seen_ms END,
+               last_seen_ms = CASE WHEN item_pods.last_seen_ms < excluded.last_seen_ms THEN excluded.last_seen_ms ELSE item_pods.last_seen_ms END"
+        );
+        let mut q = sqlx::query(&upsert).bind(pod);
+        for (id, o) in chunk {
+            q = q
+                .bind(*id)
+                .bind(o.count as i64)
+                .bind(o.first_ms)
+                .bind(o.last_ms);
+        }
+        q.execute(&mut **tx)
+            .await
+            .map_err(db("recording provenance"))?;
+    }
+    Ok(merged
+        .into_iter()
+        .filter(|(k, _)| !ids.contains_key(k))
+        .map(|(_, o)| o)
+        .collect())
 }

@@ -276,8 +276,16 @@ impl Replica {
         std::fs::rename(tmp, self.dir.join("want")).unwrap();
     }
 
+    /// The NF's loop count (the shell rewrites the file each loop: a read can
+    /// fall between its truncation and its write, so read again then).
     fn loops(&self) -> u64 {
-        self.file("count").trim().parse().unwrap_or(0)
+        for _ in 0..50 {
+            if let Ok(n) = self.file("count").trim().parse() {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        0
     }
 
     fn events(&self) -> Vec<Value> {
