@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 /// Whose certificates to trust over https.
 #[derive(Debug, Clone)]
 pub enum Trust {
+    /// The public web roots (a SOC's webhook).
+    Public,
     /// The CA certificates of this PEM file.
     CaFile(std::path::PathBuf),
     /// These certificates (the API server's CA, read once).
@@ -103,6 +105,7 @@ async fn request_inner(
     if https {
         let mut roots = rustls::RootCertStore::empty();
         match trust {
+            Some(Trust::Public) => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             Some(Trust::CaFile(p)) => {
                 for c in read_certs(p)? {
                     roots.add(c).map_err(|e| format!("{}: {e}", p.display()))?;

@@ -68,6 +68,9 @@ struct ServeArgs {
     /// A model no pod reports for this long is archived.
     #[arg(long, default_value = "24h", value_parser = parse_ms)]
     archive_after: Duration,
+    /// POST each new incident (JSON) to this webhook; repeatable.
+    #[arg(long = "incident-webhook")]
+    incident_webhook: Vec<String>,
     /// The cluster's name in workload ids (for sidecars vouched for by the cluster).
     #[arg(long, default_value = "local")]
     cluster: String,
@@ -221,7 +224,15 @@ async fn serve_main(a: ServeArgs) -> i32 {
         incident_window_ms: a.incident_window.as_millis() as i64,
         archive_after_ms: a.archive_after.as_millis() as i64,
         sync_interval_ms: a.sync_interval.as_millis() as u64,
+        incident_sinks: a.incident_webhook.clone(),
     };
+    for w in &a.incident_webhook {
+        if !(w.starts_with("http://") || w.starts_with("https://")) {
+            usage(format!(
+                "--incident-webhook {w:?}: expected an http:// or https:// URL"
+            ));
+        }
+    }
     let store = match Store::open(&a.db, settings).await {
         Ok(s) => s,
         Err(e) => {

@@ -74,6 +74,47 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// Posts due incidents to their sinks (at least once: a console that dies
+/// mid-delivery leaves the row claimed until its lease ends, then it is sent again).
+async fn deliver(app: &App) {
+    let now = crate::store::now_ms();
+    let due = match app.store.claim_deliveries(now, 30_000, 50).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("nfguard-console: {e}");
+            return;
+        }
+    };
+    for (id, sink, body, attempts) in due {
+        let r = crate::client::request(
+            hyper::Method::POST,
+            &sink,
+            &[("content-type", "application/json".into())],
+            Some(body.into_bytes()),
+            Some(&crate::client::Trust::Public),
+            Duration::from_secs(5),
+        )
+        .await;
+        let ok = matches!(&r, Ok(a) if a.status.is_success());
+        if !ok && attempts == 0 {
+            let why = match r {
+                Ok(a) => a.status.to_string(),
+                Err(e) => e,
+            };
+            eprintln!("nfguard-console: incident sink {sink}: {why}; retrying");
+        }
+        // Backoff: 2 s doubling, at most 5 minutes.
+        let retry = now + (2_000i64 << attempts.clamp(0, 8)).min(300_000);
+        if let Err(e) = app
+            .store
+            .delivered(id, ok, retry, crate::store::now_ms())
+            .await
+        {
+            eprintln!("nfguard-console: {e}");
+        }
+    }
+}
+
 /// Serves until the process ends.
 pub async fn run(
     app: Arc<App>,
@@ -92,6 +133,7 @@ pub async fn run(
                 if let Err(e) = app.store.tick(crate::store::now_ms()).await {
                     eprintln!("nfguard-console: {e}");
                 }
+                deliver(&app).await;
             }
         });
     }

@@ -88,6 +88,8 @@ pub struct Settings {
     pub archive_after_ms: i64,
     /// Sidecars sync this often.
     pub sync_interval_ms: u64,
+    /// Webhooks that get each new incident (JSON POST).
+    pub incident_sinks: Vec<String>,
 }
 
 impl Default for Settings {
@@ -96,6 +98,7 @@ impl Default for Settings {
             incident_window_ms: incident::DEFAULT_WINDOW_MS,
             archive_after_ms: 24 * 3600 * 1000,
             sync_interval_ms: 5000,
+            incident_sinks: Vec::new(),
         }
     }
 }
@@ -844,6 +847,7 @@ impl Store {
                     .await
                     .map_err(db("opening an incident"))?;
                     let id: i64 = r.try_get("id").map_err(db("opening an incident"))?;
+                    self.notify(tx, id, m, pod, &tree, e.event, now).await?;
                     cur = Some((id, e.at, incident::severity(e.event).to_string(), 0));
                     groups.push((cur.clone().unwrap_or_default(), Vec::new()));
                 } else if groups.last().map(|g| g.0 .0) != cur.as_ref().map(|c| c.0) {
@@ -889,6 +893,112 @@ impl Store {
             }
         }
         Ok(stored)
+    }
+
+    /// Queues a new incident for the sinks, in the transaction that opens it
+    /// (so it is announced once, whichever console delivers it).
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+        m: &ModelRow,
+        pod: &str,
+        tree: &str,
+        first: &Value,
+        now: i64,
+    ) -> Result<()> {
+        if self.settings.incident_sinks.is_empty() {
+            return Ok(());
+        }
+        let body = json!({
+            "kind": "nfguard.incident",
+            "id": id,
+            "url": format!("/api/v1/incidents/{id}"),
+            "title": incident::title(first),
+            "severity": incident::severity(first),
+            "state": "open",
+            "workload_id": m.workload_id,
+            "container": m.container,
+            "pod": pod,
+            "tree": tree,
+            "image": m.image,
+            "digest": m.digest,
+            "opened": first["time"],
+            "first_event": first,
+        })
+        .to_string();
+        for sink in &self.settings.incident_sinks {
+            sqlx::query(
+                "INSERT INTO outbox (incident_id, sink, body, attempts, next_ms, delivered_ms) VALUES ($1, $2, $3, 0, $4, NULL)",
+            )
+            .bind(id)
+            .bind(sink)
+            .bind(&body)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("queueing an incident"))?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries for `lease_ms` (another console
+    /// skips them meanwhile): (id, sink, body, attempts).
+    pub async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, i64)>> {
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET next_ms = $1 + $2 WHERE id IN (SELECT id FROM outbox WHERE delivered_ms IS NULL AND next_ms <= $1 ORDER BY id LIMIT $3{lock}) RETURNING id, sink, body, attempts"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(lease_ms)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("claiming deliveries"))?;
+        tx.commit().await.map_err(db("claiming deliveries"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("id").unwrap_or(0),
+                    r.try_get("sink").unwrap_or_default(),
+                    r.try_get("body").unwrap_or_default(),
+                    r.try_get("attempts").unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
+    /// A delivery's outcome: delivered, or tried again at `retry_at`.
+    pub async fn delivered(&self, id: i64, ok: bool, retry_at: i64, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let q = if ok {
+            sqlx::query(
+                "UPDATE outbox SET delivered_ms = $2, attempts = attempts + 1 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+        } else {
+            sqlx::query("UPDATE outbox SET next_ms = $2, attempts = attempts + 1 WHERE id = $1")
+                .bind(id)
+                .bind(retry_at)
+        };
+        q.execute(&mut *tx)
+            .await
+            .map_err(db("recording a delivery"))?;
+        tx.commit().await.map_err(db("recording a delivery"))?;
+        Ok(())
     }
 
     /// Inserts one incident's new events: the first of each signature with its

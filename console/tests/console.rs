@@ -1020,3 +1020,86 @@ fn sqlite_and_postgres_get_the_same_schema() {
     );
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_new_incident_is_posted_to_the_incident_webhook() {
+    // A real HTTP receiver on loopback: the first request's body, then 200.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read, Write};
+        for conn in listener.incoming().flatten() {
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let _ = (&conn)
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    let db = sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("join"),
+        format!("{JOIN_SMF} core/Deployment/smf\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(CONSOLE)
+        .args([
+            "serve",
+            "--db",
+            &db.url(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--join-token-file")
+        .arg(dir.path().join("join"))
+        .args(["--incident-webhook", &hook])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/v1/sync");
+    let mut body = sync_body(("core", "smf"), "smf-1", "/usr/bin/smf");
+    body["events"] = json!([{"instance": "i-smf-1", "event": {"id": 1, "time": "2026-12-01T12:00:00Z", "category": "process",
+        "verdict": "alert", "kind": "outside-model", "syscall": "execve", "exe": "/usr/bin/dash", "path": "/usr/bin/ps",
+        "argv": ["ps", "-ef"], "session": "outside-77", "pid": 77, "ppid": 0}}]);
+    let (s, v) = wait_for(30, "the console", || {
+        http("POST", &url, Some(JOIN_SMF), Some(body.clone())).ok()
+    });
+    assert_eq!(s, 200, "{v}");
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the webhook got the incident");
+    let inc: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(inc["kind"], "nfguard.incident");
+    assert_eq!(inc["title"], "alert outside-model: ps -ef");
+    assert_eq!(
+        (
+            inc["workload_id"].as_str(),
+            inc["pod"].as_str(),
+            inc["tree"].as_str()
+        ),
+        (Some(SMF), Some("smf-1"), Some("outside"))
+    );
+    // Once: the same event again is no new incident.
+    let (s, _) = http("POST", &url, Some(JOIN_SMF), Some(body)).unwrap();
+    assert_eq!(s, 200);
+    assert!(
+        rx.recv_timeout(Duration::from_secs(3)).is_err(),
+        "announced once"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -641,7 +641,9 @@ fn console_link(
         "audience": nfguard_common::console::AUDIENCE, "expirationSeconds": 3600, "path": "token"}})];
     if let Some(cm) = &console.ca_configmap {
         sources.push(
-            json!({"configMap": {"name": cm, "items": [{"key": "ca.crt", "path": "ca.crt"}]}}),
+            // Optional: a namespace without it still starts its pods (the sidecar
+            // says it cannot verify the console, learns locally and spools).
+            json!({"configMap": {"name": cm, "optional": true, "items": [{"key": "ca.crt", "path": "ca.crt"}]}}),
         );
     }
     json!({"name": nfguard_common::console::VOLUME, "projected": {"sources": sources}})

@@ -224,7 +224,20 @@ fn console_from(
         token_file: PathBuf::from(
             get(env::CONSOLE_TOKEN_FILE).unwrap_or_else(|| nfguard_common::console::TOKEN.into()),
         ),
-        ca: get(env::CONSOLE_CA).map(PathBuf::from),
+        // The CA comes from an optional ConfigMap: a namespace without it must
+        // not keep its pods from starting (the link then cannot verify the
+        // console, says so, and spools).
+        ca: get(env::CONSOLE_CA).map(PathBuf::from).filter(|p| {
+            let there = p.exists();
+            if !there {
+                eprintln!(
+                    "nfguard: {} names {}, which does not exist (no ConfigMap nfguard-console-ca in this namespace?): the console's certificate cannot be verified",
+                    env::CONSOLE_CA,
+                    p.display()
+                );
+            }
+            there
+        }),
         workload,
         pod: PodIdentity {
             name: pod,

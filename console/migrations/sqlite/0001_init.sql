@@ -129,6 +129,19 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_workload ON audit (workload_id, time_ms);
 
+-- Incidents for the sinks (--incident-webhook), delivered by whichever console
+-- claims a row first (a lease: next_ms moves forward while it delivers).
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY,
+    incident_id  BIGINT NOT NULL,
+    sink         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    attempts     BIGINT NOT NULL,
+    next_ms      BIGINT NOT NULL,
+    delivered_ms BIGINT
+);
+CREATE INDEX outbox_due ON outbox (delivered_ms, next_ms);
+
 CREATE TABLE tokens (
     name       TEXT PRIMARY KEY,
     hash       TEXT NOT NULL UNIQUE,
