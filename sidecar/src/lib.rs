@@ -6,6 +6,8 @@
 //! - `bin/`, `run`, `sidecar`: the entry points (`nfguard run`, `supervise`,
 //!   `sidecar`); `server`: the socket keepers hand their listeners to;
 //! - `api`: the HTTP API; `outside`: the exec-session watcher;
+//!   `console_link`: the sync with nfguard-console (its wire types in
+//!   `console_wire`, the supervisor's per-item counts in `observed`);
 //! - `supervisor`: the notification loop and its layers (decode, inspect,
 //!   decide, emulate, exec); the policy itself is the `nfguard-policy` crate;
 //! - `fanout`: where events go (writer, rings, metrics, sinks); `sinks`: the
@@ -20,6 +22,7 @@
 
 pub mod api;
 pub mod console_link;
+pub mod console_wire;
 pub mod event;
 pub mod fanout;
 pub(crate) mod journal;
@@ -27,6 +30,7 @@ pub mod launch;
 pub(crate) mod metrics;
 pub mod model;
 pub(crate) mod net;
+pub mod observed;
 pub mod outside;
 pub(crate) mod procfs;
 pub(crate) mod resolve;

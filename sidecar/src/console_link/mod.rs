@@ -20,8 +20,9 @@
 //! the cached mode (a pod of an active workload enforces at once, even
 //! offline), or learns when there is no cache.
 
-pub mod ledger;
-pub mod wire;
+/// The wire types and the ledger, under the names the console crate uses.
+pub use crate::console_wire as wire;
+pub use crate::observed as ledger;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ use crate::sinks::http::{Client, Endpoint, Trust};
 use crate::sinks::queue::{Pushed, Queue};
 use crate::supervisor::Shared;
 
-use wire::{
+use crate::console_wire::{
     Item, Observed, PodIdentity, SpooledEvent, SyncRequest, SyncResponse, Wanted, WorkloadIdentity,
 };
 
@@ -203,7 +204,6 @@ impl Link {
                 retry: Vec::new(),
             });
         }
-        ledger::ledger().enable();
         Ok(Link {
             client: Client::new(endpoint, trust, Duration::from_secs(10)),
             cfg,
@@ -224,8 +224,9 @@ impl Link {
         let rt = runtime();
         let mut how = Vec::new();
         for i in 0..self.units.len() {
-            let first =
-                rt.block_on(async { tokio::time::timeout(FIRST_SYNC, self.sync_unit(i)).await });
+            let first = rt.block_on(async {
+                tokio::time::timeout(FIRST_SYNC, self.sync_unit(i, None)).await
+            });
             match first {
                 Ok(Ok(_)) => how.push(format!(
                     "{}: {} ({}) from the console",
@@ -294,6 +295,8 @@ impl Link {
 
     /// Runs the link on its own thread until the process ends.
     pub fn spawn(mut self, shared: Arc<Shared>) -> std::io::Result<LinkHandle> {
+        // From now on the supervisor counts what it decides, for the console.
+        shared.observed.enable();
         let flush = Arc::new((std::sync::Mutex::new(0u64), std::sync::Condvar::new()));
         let done = Arc::clone(&flush);
         let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -328,7 +331,7 @@ impl Link {
             }
             // A backlog (after an outage) drains in several syncs in a row.
             for _ in 0..64 {
-                match self.sync_unit(i).await {
+                match self.sync_unit(i, Some(&shared.observed)).await {
                     Ok(true) => continue,
                     Ok(false) => break,
                     Err(e) => {
@@ -435,17 +438,21 @@ impl Link {
             .filter(|it| !u.reported.contains(it) && !pending.contains(it))
             .collect();
         if !extra.is_empty() {
-            ledger::ledger().ensure_at(&u.cfg.container, &extra, now);
+            shared.observed.ensure_at(&u.cfg.container, &extra, now);
         }
     }
 
     /// One sync of unit `i`; true when events are left to send.
-    async fn sync_unit(&mut self, i: usize) -> Result<bool, String> {
+    async fn sync_unit(
+        &mut self,
+        i: usize,
+        ledger: Option<&ledger::Ledger>,
+    ) -> Result<bool, String> {
         let token = std::fs::read_to_string(&self.cfg.token_file)
             .map_err(|e| format!("{}: {e}", self.cfg.token_file.display()))?;
         let u = &mut self.units[i];
         if u.pending.is_none() {
-            let obs = ledger::ledger().take(&u.cfg.container);
+            let obs = ledger.map(|l| l.take(&u.cfg.container)).unwrap_or_default();
             if !obs.is_empty() {
                 u.pending = Some((u.next_batch, obs));
                 u.next_batch += 1;

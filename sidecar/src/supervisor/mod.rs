@@ -89,6 +89,8 @@ pub struct Shared {
     pub keepers: Keepers,
     /// Execs let through from inside (for the exec-session watcher).
     pub inside_execs: InsideExecs,
+    /// What was decided, counted per item for the console (console_link; off without one).
+    pub observed: crate::observed::Ledger,
     /// nfguard's own files, which no workload may touch.
     pub own_files: OwnFiles,
     emulator: Emulator,
@@ -140,6 +142,7 @@ impl Shared {
             stats: Stats::default(),
             keepers: Keepers::default(),
             inside_execs: InsideExecs::default(),
+            observed: crate::observed::Ledger::default(),
             own_files: OwnFiles::default(),
             emulator: Emulator::default(),
             listeners: std::sync::Mutex::new(Vec::new()),
@@ -438,7 +441,7 @@ impl Handler<'_> {
     fn decide(&self, mode: Mode, target: &Target<'_>, req: Request) {
         // console_link: counts and first/last seen of each item, for the
         // console's provenance (a relaxed load when no console is set).
-        crate::console_link::ledger::note(
+        self.shared.observed.note(
             &self.listener.container,
             req.observations
                 .iter()

@@ -1,12 +1,11 @@
 //! The ledger: how often, and when first and last, each model item was seen,
-//! per monitored container, since the console last took it.
+//! per monitored container, since the console link last took it.
 //!
-//! Fed from the supervisor's decision path by one call (`note`), so it must
-//! cost next to nothing there: when no console is configured it is one
-//! relaxed atomic load; otherwise one mutex and one map update per
-//! observation, no I/O and no allocation beyond the key (the console link's
-//! thread does the rest). It is a process-wide static so that the supervisor's
-//! shared state needs no new field for it.
+//! Owned by the supervisor's `Shared` and fed from its decision path by one
+//! call (`note`), so it must cost next to nothing there: when no console is
+//! configured it is one relaxed atomic load; otherwise one mutex and one map
+//! update per observation, no I/O and no allocation beyond the key (the
+//! console link's thread does the rest, `console_link`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +13,7 @@ use std::sync::Mutex;
 
 use crate::model::Observation;
 
-use super::wire::{Item, Observed};
+use crate::console_wire::{Item, Observed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tally {
@@ -30,23 +29,6 @@ pub struct Ledger {
     seen: Mutex<HashMap<String, BTreeMap<Item, Tally>>>,
 }
 
-/// The process's ledger.
-pub fn ledger() -> &'static Ledger {
-    static LEDGER: std::sync::OnceLock<Ledger> = std::sync::OnceLock::new();
-    LEDGER.get_or_init(Ledger::default)
-}
-
-/// The supervisor's hook: every observation of a decided call, inside the
-/// model or not (a console link counts both: the first are provenance, the
-/// second candidates).
-pub fn note<'a>(container: &str, observations: impl IntoIterator<Item = &'a Observation>) {
-    let l = ledger();
-    if !l.on.load(Ordering::Relaxed) {
-        return;
-    }
-    l.note_at(container, observations, now_ms());
-}
-
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -55,6 +37,20 @@ pub fn now_ms() -> i64 {
 }
 
 impl Ledger {
+    /// The supervisor's hook: every observation of a decided call, inside the
+    /// model or not (a console link counts both: the first are provenance, the
+    /// second candidates).
+    pub fn note<'a>(
+        &self,
+        container: &str,
+        observations: impl IntoIterator<Item = &'a Observation>,
+    ) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        self.note_at(container, observations, now_ms());
+    }
+
     /// Starts counting (the console link calls this once configured).
     pub fn enable(&self) {
         self.on.store(true, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! What a sidecar and the console say to each other (`POST /api/v1/sync`).
+//! What a sidecar and the console say to each other (`POST /api/v1/sync`),
+//! used by `console_link` here and by the console crate.
 //!
 //! One request carries everything a sidecar has to tell (its identity, what
 //! it observed since the last acknowledged batch, the events it spooled) and
