@@ -36,6 +36,7 @@
 //! | 5 network without connect | `fastopen` |
 //! | 6 silent outcomes | `starve-fds`, `undumpable` |
 //! | 7 left unsupervised | `linger` |
+//! | second pass (doors the hardened supervisor missed) | `pidfd-signal`, `sigio-owner`, `perf-sigtrap`, `deprioritize`, `nfguard-thread`, `move-dir`, `plant-journals`, `hidden`, `umask`, `unix-bind`, `unix-dgram`, `bind-addr`, `openat2`, `fifo-stall`, `write-nonblock`, `plant-journals`, `tiocsti` |
 #![allow(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CString;
@@ -1359,6 +1360,54 @@ fn run(args: &[String]) {
                     println!("{} policy={policy} nice={nice}", a(1));
                 }
 
+                "plant-journals" => {
+                    // Symlinks at the names the supervisor will give the in-flight
+                    // journals of the next keepers (`.inflight-<keeper pid>` beside
+                    // its socket): pids are handed out in order, so the next N are
+                    // the ones to cover. A journal is opened (created, resized,
+                    // mapped and written) by name when its keeper hands over.
+                    let (dir, target, n): (String, String, i32) =
+                        (a(1), a(2), a(3).parse().unwrap());
+                    let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
+                    let t = cs(&target);
+                    let mut made = 0;
+                    for pid in last + 1..=last + n {
+                        let name = cs(&format!("{dir}/.inflight-{pid}"));
+                        let rc = unsafe {
+                            libc::syscall(
+                                libc::SYS_symlinkat,
+                                t.as_ptr(),
+                                libc::AT_FDCWD,
+                                name.as_ptr(),
+                            )
+                        };
+                        if rc == 0 {
+                            made += 1;
+                        }
+                    }
+                    println!("planted {made} journals from pid {}", last + 1);
+                }
+
+                "tiocsti" => {
+                    // TIOCSTI: push bytes into the controlling terminal's input, as
+                    // if typed (dev.tty.legacy_tiocsti=1 lets any process with the
+                    // terminal as its own do it). Whatever reads the terminal next
+                    // (the shell that started `nfguard run`, once it returns) runs
+                    // them, outside the filter. ioctl is notified for FIOSETOWN and
+                    // SIOCSPGRP only.
+                    let text = format!("{}\n", a(1));
+                    let mut sent = 0;
+                    for b in text.bytes() {
+                        if unsafe { libc::ioctl(0, libc::TIOCSTI, &b as *const u8) } == 0 {
+                            sent += 1;
+                        }
+                    }
+                    println!("tiocsti sent={sent} of {} errno={}", text.len(), errno());
+                }
+
                 "thread" => {
                     let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
                     println!("supervisor thread={tid}");
@@ -1788,6 +1837,53 @@ fn run(args: &[String]) {
             let policy = unsafe { libc::sched_getscheduler(pid) };
             let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as u32) };
             println!("{} policy={policy} nice={nice}", a(1));
+        }
+
+        "plant-journals" => {
+            // Symlinks at the names the supervisor will give the in-flight
+            // journals of the next keepers (`.inflight-<keeper pid>` beside
+            // its socket): pids are handed out in order, so the next N are
+            // the ones to cover. A journal is opened (created, resized,
+            // mapped and written) by name when its keeper hands over.
+            let (dir, target, n): (String, String, i32) = (a(1), a(2), a(3).parse().unwrap());
+            let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let t = cs(&target);
+            let mut made = 0;
+            for pid in last + 1..=last + n {
+                let name = cs(&format!("{dir}/.inflight-{pid}"));
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_symlinkat,
+                        t.as_ptr(),
+                        libc::AT_FDCWD,
+                        name.as_ptr(),
+                    )
+                };
+                if rc == 0 {
+                    made += 1;
+                }
+            }
+            println!("planted {made} journals from pid {}", last + 1);
+        }
+
+        "tiocsti" => {
+            // TIOCSTI: push bytes into the controlling terminal's input, as
+            // if typed (dev.tty.legacy_tiocsti=1 lets any process with the
+            // terminal as its own do it). Whatever reads the terminal next
+            // (the shell that started `nfguard run`, once it returns) runs
+            // them, outside the filter. ioctl is notified for FIOSETOWN and
+            // SIOCSPGRP only.
+            let text = format!("{}\n", a(1));
+            let mut sent = 0;
+            for b in text.bytes() {
+                if unsafe { libc::ioctl(0, libc::TIOCSTI, &b as *const u8) } == 0 {
+                    sent += 1;
+                }
+            }
+            println!("tiocsti sent={sent} of {} errno={}", text.len(), errno());
         }
 
         "thread" => {

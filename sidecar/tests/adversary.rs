@@ -2934,8 +2934,11 @@ fn c1_a_root_supervisor_does_not_signal_for_the_workload_with_its_own_rights() {
 /// Whether an attack's effect took place.
 type Effect<'a> = dyn Fn(&Run) -> bool + 'a;
 
-/// Which memory the `hidden` attacks put their argument in, and what else
-/// the machine must have for the attack to mean anything.
+/// A write, a connect and an exec whose argument (path, sockaddr, program)
+/// is in `mem` (see the adversary's `hidden`): refused with an event in
+/// enforce mode, an event in alert mode. Where the kernel itself cannot read
+/// that memory for the caller (a CPU with protection keys makes PROT_EXEC
+/// pages unreadable; no memfd_secret), there is no attack and nothing to test.
 fn hidden_case(name: &'static str, mem: &str) {
     let mut spec = Spec::new(name);
     let lab = Lab::new();
@@ -3364,6 +3367,269 @@ fn c6_a_learned_open_that_waits_does_not_stall_every_other_call() {
             format!(
                 "{mode}: a learned write is answered at once while another thread waits for a FIFO"
             ),
+        );
+    }
+    spec.finish();
+}
+
+/// Runs `cmd` to its end, killed after `limit`: what it printed.
+fn run_bounded(mut cmd: Command, limit: Duration) -> String {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    fs::read_to_string(out.path()).unwrap_or_default()
+}
+
+#[test]
+fn c1_a_journal_name_planted_beside_the_socket_is_not_followed() {
+    // `nfguard supervise` keeps each keeper's in-flight journal beside its
+    // socket, as `.inflight-<keeper pid>`, and protects that name only when
+    // the keeper hands over; the directory itself is not protected. A
+    // workload that can write there (a supervisor and NF of one uid, with
+    // the socket in a directory of theirs) plants symlinks at the names of
+    // the next keepers' pids (handed out in order) pointing at nfguard's
+    // events file. The next keeper (an exec session, another container)
+    // makes the supervisor open the symlink, resize its target to the
+    // journal's size and map it: the events file is overwritten with
+    // binary records. Learned once, the symlinks are one entry (`state/*`)
+    // and enforce mode lets them be made.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c1_a_journal_name_planted_beside_the_socket_is_not_followed");
+    let lab = Lab::new();
+    let state = lab.mkdir("state");
+    let sock = format!("{state}/sup.sock");
+    let events = lab.events_path().to_string_lossy().into_owned();
+    let launcher = Path::new(&bins().nfguard).with_file_name("nfguard-launch");
+    let as_uid = |prog: &str| {
+        let sp = setpriv(lab.uid);
+        let mut c = Command::new(&sp[0]);
+        c.args(&sp[1..])
+            .arg(prog)
+            .current_dir(lab.dir.path())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        c
+    };
+    let keeper = |args: &[&str]| {
+        let mut c = as_uid(&launcher.to_string_lossy());
+        c.args(["--socket", &sock, "--container", "main", "--"])
+            .args(args);
+        run_bounded(c, Duration::from_secs(8))
+    };
+    let last_pid = || fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap_or_default();
+    for mode in ["learn", "enforce", "alert"] {
+        lab.clear_events();
+        let mut sup = as_uid(&bins().nfguard);
+        sup.args(["supervise", "--mode", mode, "--model"])
+            .arg(lab.model())
+            .args(["--events", &events, "--socket", &sock])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut sup = sup.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Path::new(&sock).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let planted = keeper(&[&lab.adv, "plant-journals", &state, &events, "2000"]);
+        let before = last_pid();
+        keeper(&["/bin/true"]);
+        spec.note(format!(
+            "{mode}: the next keeper's pid came after {}",
+            before.trim()
+        ));
+        // Learn mode saves the model once a second.
+        std::thread::sleep(Duration::from_millis(if mode == "learn" {
+            1500
+        } else {
+            300
+        }));
+        let _ = sup.kill();
+        let _ = sup.wait();
+        kill_uid(lab.uid);
+        let overwritten = fs::read(&events).unwrap_or_default().contains(&0);
+        let ev = lab.events();
+        spec.note(format!(
+            "{mode}: {}; workload said: {}; events: {}",
+            if overwritten {
+                "EVENTS FILE OVERWRITTEN by a journal"
+            } else {
+                "events file intact"
+            },
+            planted.trim(),
+            summary(&ev)
+        ));
+        spec.check(
+            !overwritten,
+            format!("{mode}: a planted journal name must not make the supervisor write nfguard's events file"),
+        );
+        if mode != "learn" {
+            let verdict = if mode == "enforce" { "deny" } else { "alert" };
+            spec.check(
+                named(&ev, verdict, &[path(".inflight-")]).is_some(),
+                format!(
+                    "{mode}: an event with verdict {verdict} must name the planted journal names"
+                ),
+            );
+        }
+        for e in fs::read_dir(&state).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".inflight-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    spec.finish();
+}
+
+#[test]
+fn c1_tiocsti_cannot_type_into_the_terminal_nfguard_run_was_started_from() {
+    // `nfguard run` in a terminal: the workload has that terminal as its
+    // controlling one, and TIOCSTI (dev.tty.legacy_tiocsti=1, the default
+    // of many kernels) pushes bytes into its input as if typed. Whatever
+    // reads the terminal next, the shell that started `nfguard run` once it
+    // returns, runs them with no filter at all. ioctl is notified for
+    // FIOSETOWN and SIOCSPGRP only.
+    if !can_run() {
+        return;
+    }
+    let mut spec =
+        Spec::new("c1_tiocsti_cannot_type_into_the_terminal_nfguard_run_was_started_from");
+    let legacy = fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").unwrap_or_default();
+    if legacy.trim() != "1" {
+        spec.note(format!(
+            "dev.tty.legacy_tiocsti = {:?}: the kernel refuses TIOCSTI here, nothing to test",
+            legacy.trim()
+        ));
+        return spec.finish();
+    }
+    let has_script = Command::new("sh")
+        .args(["-c", "command -v script"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        let msg = "this test needs script(1) for a terminal: apt-get install bsdutils";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let lab = Lab::new();
+    learn_a_write(&lab);
+    for mode in ["enforce", "alert"] {
+        lab.clear_events();
+        // The terminal's shell: `nfguard run`, then whatever is typed next.
+        let shell = lab.path("terminal.sh");
+        fs::write(
+            &shell,
+            format!(
+                "'{}' run --mode {mode} --model '{}' --events '{}' -- '{}' tiocsti 'echo ESCAPED'\nread -r x\necho \"READ:$x\"\n",
+                bins().nfguard,
+                lab.model().display(),
+                lab.events_path().display(),
+                lab.adv
+            ),
+        )
+        .unwrap();
+        let mut inner = setpriv(lab.uid);
+        inner.extend(["sh".to_string(), shell.to_string_lossy().into_owned()]);
+        let mut c = Command::new("script");
+        c.args(["-qec", &inner.join(" "), "/dev/null"])
+            .current_dir(lab.dir.path())
+            .env("SHELL", "/bin/sh")
+            // A stdin that stays open: at its end script(1) would type an EOF.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let keep = child.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        drop(keep);
+        let out = child.wait_with_output().unwrap();
+        kill_uid(lab.uid);
+        let out = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        let typed = out.contains("READ:echo ESCAPED");
+        let ev = lab.events();
+        spec.note(format!(
+            "{mode}: {}; terminal: {}; events: {}",
+            if typed {
+                "TYPED INTO THE TERMINAL"
+            } else {
+                "nothing typed"
+            },
+            out.lines().collect::<Vec<_>>().join("; "),
+            summary(&ev)
+        ));
+        spec.check(
+            !typed,
+            format!(
+                "{mode}: the workload must not type into the terminal nfguard run was started from"
+            ),
+        );
+        let verdict = if mode == "enforce" { "deny" } else { "alert" };
+        spec.check(
+            named(&ev, verdict, &[Id::Syscall("ioctl")]).is_some(),
+            format!("{mode}: an event with verdict {verdict} must name the TIOCSTI ioctl"),
+        );
+    }
+    spec.finish();
+}
+
+#[test]
+fn c6_a_relative_path_too_long_once_made_absolute_is_an_event() {
+    // A relative path of 4088 bytes (`./` repeated, then a name) is valid
+    // for the kernel, which resolves it from the cwd; made absolute for
+    // resolution in the task's root it exceeds PATH_MAX, and the
+    // supervisor's ENAMETOOLONG is taken for the caller's: refused with no
+    // event in enforce mode, continued with no event in alert mode.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c6_a_relative_path_too_long_once_made_absolute_is_an_event");
+    let lab = Lab::new();
+    learn_a_write(&lab);
+    let made = lab.s("far-away");
+    let long = format!("{}far-away", "./".repeat(2040));
+    for mode in ["enforce", "alert"] {
+        let _ = fs::remove_file(&made);
+        lab.clear_events();
+        let run = lab.run(mode, &lab.adv(&["write", &long]));
+        let ev = lab.events();
+        let eff = exists(&made);
+        spec.note(format!(
+            "{mode} `write ./(x2040)far-away`: {}; workload said: {}; events: {}",
+            if eff {
+                "ATTACK SUCCEEDED"
+            } else {
+                "effect did not happen"
+            },
+            run.brief(),
+            summary(&ev)
+        ));
+        if mode == "enforce" {
+            spec.check(!eff, "enforce: the unlearned write must not happen");
+        }
+        let verdict = if mode == "enforce" { "deny" } else { "alert" };
+        spec.check(
+            named(&ev, verdict, &[path("far-away"), Id::Syscall("openat")]).is_some(),
+            format!("{mode}: an event with verdict {verdict} must name the write"),
         );
     }
     spec.finish();
