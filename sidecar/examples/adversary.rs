@@ -36,7 +36,7 @@
 //! | 5 network without connect | `fastopen` |
 //! | 6 silent outcomes | `starve-fds`, `undumpable` |
 //! | 7 left unsupervised | `linger` |
-//! | second pass (doors the hardened supervisor missed) | `pidfd-signal`, `sigio-owner`, `perf-sigtrap`, `deprioritize`, `nfguard-thread`, `move-dir`, `plant-journals`, `hidden`, `umask`, `unix-bind`, `unix-dgram`, `bind-addr`, `openat2`, `fifo-stall`, `write-nonblock`, `plant-journals`, `tiocsti` |
+//! | second pass (doors the hardened supervisor missed) | `pidfd-signal`, `sigio-owner`, `perf-sigtrap`, `deprioritize`, `nfguard-thread`, `move-dir`, `plant-journals`, `hidden`, `umask`, `unix-bind`, `unix-dgram`, `bind-addr`, `openat2`, `fifo-stall`, `write-nonblock`, `plant-journals`, `tiocsti`, `via-symlink`, `mknod-dev`, `fchmodat2-empty` |
 #![allow(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CString;
@@ -1408,6 +1408,58 @@ fn run(args: &[String]) {
                     println!("tiocsti sent={sent} of {} errno={}", text.len(), errno());
                 }
 
+                "via-symlink" => {
+                    // A symlink of ours into the supervisor's /proc entry, then a
+                    // write through it: the supervisor's resolution follows plain
+                    // symlinks in one openat2 and must see where it landed.
+                    let (link, file, value) = (a(1), a(2), a(3));
+                    let sup = supervisor();
+                    let (t, l) = (cs(&format!("/proc/{sup}/{file}")), cs(&link));
+                    let _ = std::fs::remove_file(&link);
+                    say("symlink into the supervisor's /proc", unsafe {
+                        libc::syscall(libc::SYS_symlink, t.as_ptr(), l.as_ptr())
+                    });
+                    let fd = say("open through it", openat(&link, libc::O_WRONLY, 0));
+                    write_fd(fd, value.as_bytes());
+                    close(fd);
+                    let now = std::fs::read_to_string(format!("/proc/{sup}/{file}"))
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_default();
+                    println!("supervisor {file}={now}");
+                }
+                "mknod-dev" => {
+                    // A character device node (1, 3: /dev/null's numbers), which
+                    // needs CAP_MKNOD.
+                    let p = cs(&a(1));
+                    say("mknod-dev", unsafe {
+                        libc::syscall(
+                            libc::SYS_mknod,
+                            p.as_ptr(),
+                            libc::S_IFCHR | 0o666,
+                            libc::makedev(1, 3),
+                        )
+                    });
+                }
+
+                "fchmodat2-empty" => {
+                    // fchmodat2(fd, "", MODE, AT_EMPTY_PATH) (linux 6.6): the mode
+                    // of the file an fd (an O_PATH one will do) names, by an empty
+                    // path.
+                    let fd = say("open O_PATH", openat(&a(1), libc::O_PATH, 0));
+                    let mode = u32::from_str_radix(&a(2), 8).expect("an octal mode");
+                    let empty = cs("");
+                    say("fchmodat2 empty", unsafe {
+                        libc::syscall(
+                            libc::SYS_fchmodat2,
+                            fd,
+                            empty.as_ptr(),
+                            mode,
+                            libc::AT_EMPTY_PATH,
+                        )
+                    });
+                    close(fd);
+                }
+
                 "thread" => {
                     let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
                     println!("supervisor thread={tid}");
@@ -1884,6 +1936,58 @@ fn run(args: &[String]) {
                 }
             }
             println!("tiocsti sent={sent} of {} errno={}", text.len(), errno());
+        }
+
+        "via-symlink" => {
+            // A symlink of ours into the supervisor's /proc entry, then a
+            // write through it: the supervisor's resolution follows plain
+            // symlinks in one openat2 and must see where it landed.
+            let (link, file, value) = (a(1), a(2), a(3));
+            let sup = supervisor();
+            let (t, l) = (cs(&format!("/proc/{sup}/{file}")), cs(&link));
+            let _ = std::fs::remove_file(&link);
+            say("symlink into the supervisor's /proc", unsafe {
+                libc::syscall(libc::SYS_symlink, t.as_ptr(), l.as_ptr())
+            });
+            let fd = say("open through it", openat(&link, libc::O_WRONLY, 0));
+            write_fd(fd, value.as_bytes());
+            close(fd);
+            let now = std::fs::read_to_string(format!("/proc/{sup}/{file}"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            println!("supervisor {file}={now}");
+        }
+        "mknod-dev" => {
+            // A character device node (1, 3: /dev/null's numbers), which
+            // needs CAP_MKNOD.
+            let p = cs(&a(1));
+            say("mknod-dev", unsafe {
+                libc::syscall(
+                    libc::SYS_mknod,
+                    p.as_ptr(),
+                    libc::S_IFCHR | 0o666,
+                    libc::makedev(1, 3),
+                )
+            });
+        }
+
+        "fchmodat2-empty" => {
+            // fchmodat2(fd, "", MODE, AT_EMPTY_PATH) (linux 6.6): the mode
+            // of the file an fd (an O_PATH one will do) names, by an empty
+            // path.
+            let fd = say("open O_PATH", openat(&a(1), libc::O_PATH, 0));
+            let mode = u32::from_str_radix(&a(2), 8).expect("an octal mode");
+            let empty = cs("");
+            say("fchmodat2 empty", unsafe {
+                libc::syscall(
+                    libc::SYS_fchmodat2,
+                    fd,
+                    empty.as_ptr(),
+                    mode,
+                    libc::AT_EMPTY_PATH,
+                )
+            });
+            close(fd);
         }
 
         "thread" => {

@@ -3634,3 +3634,131 @@ fn c6_a_relative_path_too_long_once_made_absolute_is_an_event() {
     }
     spec.finish();
 }
+
+#[test]
+fn c1_a_symlink_into_the_supervisors_proc_entry_is_forbidden() {
+    // Proves a claim of docs/security.md no test checked: the common path
+    // resolves a path in one openat2 that follows plain symlinks, so a
+    // symlink the workload made into /proc/<supervisor> is caught only by
+    // the check of where the resolution landed. Learned, the symlink is
+    // made in enforce mode too; the write through it must stay forbidden.
+    if !can_run() {
+        return;
+    }
+    // The link is made in the workload's cwd, its lab's directory.
+    nfguard_reach_case(
+        "c1_a_symlink_into_the_supervisors_proc_entry_is_forbidden",
+        Some(&["via-symlink", "into-supervisor", "oom_score_adj", "0"]),
+        &["via-symlink", "into-supervisor", "oom_score_adj", "1000"],
+        short_opts(),
+        &|r| r.has("supervisor oom_score_adj=1000"),
+        &[Id::Kind("forbidden")],
+    );
+}
+
+#[test]
+fn c4_a_learned_device_node_is_not_made_with_a_root_supervisors_capability() {
+    // Proves a claim of docs/security.md no test checked: a device node is
+    // refused even when learned, since the supervisor would make it with
+    // its own CAP_MKNOD. A workload of another uid beside a root supervisor
+    // tries mknod of a character device (learned: learn mode records the
+    // call the kernel then refuses).
+    if !can_run() {
+        return;
+    }
+    let mut spec =
+        Spec::new("c4_a_learned_device_node_is_not_made_with_a_root_supervisors_capability");
+    let lab = Lab::new();
+    let dev = lab.s("dev-null-copy");
+    let cmd = as_lab_uid(&lab, &["mknod-dev", &dev]);
+    let r = lab.run_opts("learn", &cmd, root_opts());
+    spec.note(format!("learn: workload said: {}", r.brief()));
+    for mode in ["enforce", "alert"] {
+        let _ = fs::remove_file(&dev);
+        lab.clear_events();
+        let r = lab.run_opts(mode, &cmd, root_opts());
+        let made = exists(&dev);
+        spec.note(format!(
+            "{mode}: {}; workload said: {}; events: {}",
+            if made { "DEVICE MADE" } else { "no device" },
+            r.brief(),
+            summary(&lab.events())
+        ));
+        spec.check(
+            !made,
+            format!("{mode}: uid {} must not get a device node", lab.uid),
+        );
+    }
+    spec.finish();
+}
+
+#[test]
+fn c4_fchmodat2_by_an_empty_path_is_judged() {
+    // fchmodat2(fd, "", mode, AT_EMPTY_PATH) (linux 6.6) changes the mode
+    // of the file an fd names (an O_PATH fd will do: opening it is not
+    // notified). The supervisor reads the empty path as a missing file
+    // (ENOENT, the caller's): refused with no event in enforce mode,
+    // continued with no event in alert mode, where chmod +x then happens
+    // unseen.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c4_fchmodat2_by_an_empty_path_is_judged");
+    let lab = Lab::new();
+    let payload = lab.s("payload");
+    lab.learn(&lab.adv(&["write", &payload]));
+    spec.both(
+        &lab,
+        &lab.adv(&["fchmodat2-empty", &payload, "755"]),
+        &|| {
+            lab.file("payload", "#!/bin/sh\n", 0o644);
+        },
+        &|_| {
+            fs::metadata(&payload)
+                .map(|m| m.mode() & 0o111 != 0)
+                .unwrap_or(false)
+        },
+        &[Id::Syscall("fchmodat2"), path("payload")],
+        false,
+    );
+    spec.finish();
+}
+
+#[test]
+fn c6_a_pid_of_int_min_is_answered() {
+    // kill(INT_MIN, 0), F_SETOWN(INT_MIN) and FIOSETOWN(&INT_MIN): the
+    // kernel answers ESRCH or EINVAL. The supervisor negates the pid to
+    // find the process group (`-p`), which overflows: in a build with
+    // overflow checks (every debug build, the tests') the listener thread
+    // panics, the call is never answered and every later notified call of
+    // the container waits. A release build wraps and answers.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c6_a_pid_of_int_min_is_answered");
+    let lab = Lab::new();
+    let learned = learn_a_write(&lab);
+    let min = i32::MIN.to_string();
+    for first in [
+        vec!["signal", min.as_str(), "0"],
+        vec!["sigio-owner", "setown", min.as_str(), "0"],
+        vec!["sigio-owner", "fiosetown", min.as_str(), "0"],
+    ] {
+        let mut args = first.clone();
+        args.extend(["+", "write", learned.as_str()]);
+        let r = lab.run_opts("enforce", &lab.adv(&args), short_opts());
+        spec.note(format!(
+            "enforce `{}`: workload said: {}",
+            first.join(" "),
+            r.brief()
+        ));
+        spec.check(
+            r.has("write ok"),
+            format!(
+                "enforce: after `{}` the next learned call is answered",
+                first.join(" ")
+            ),
+        );
+    }
+    spec.finish();
+}
