@@ -3746,7 +3746,12 @@ fn c6_a_pid_of_int_min_is_answered() {
     ] {
         let mut args = first.clone();
         args.extend(["+", "write", learned.as_str()]);
-        let r = lab.run_opts("enforce", &lab.adv(&args), short_opts());
+        // A healthy run takes a fraction of a second.
+        let opts = RunOpts {
+            timeout: Duration::from_secs(3),
+            ..RunOpts::default()
+        };
+        let r = lab.run_opts("enforce", &lab.adv(&args), opts);
         spec.note(format!(
             "enforce `{}`: workload said: {}",
             first.join(" "),
