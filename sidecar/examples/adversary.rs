@@ -36,7 +36,7 @@
 //! | 5 network without connect | `fastopen` |
 //! | 6 silent outcomes | `starve-fds`, `undumpable` |
 //! | 7 left unsupervised | `linger` |
-//! | second pass (doors the hardened supervisor missed) | `pidfd-signal`, `sigio-owner`, `perf-sigtrap`, `deprioritize`, `nfguard-thread`, `move-dir`, `plant-journals`, `hidden`, `umask`, `unix-bind`, `unix-dgram`, `bind-addr`, `openat2`, `fifo-stall`, `write-nonblock`, `plant-journals`, `tiocsti`, `via-symlink`, `mknod-dev`, `fchmodat2-empty` |
+//! | second pass (doors the hardened supervisor missed) | `pidfd-signal`, `sigio-owner`, `perf-sigtrap`, `deprioritize`, `nfguard-thread`, `move-dir`, `plant-journals`, `hidden`, `umask`, `unix-bind`, `unix-dgram`, `bind-addr`, `openat2`, `fifo-stall`, `write-nonblock`, `plant-journals`, `tiocsti`, `via-symlink`, `mknod-dev`, `fchmodat2-empty`, `int80-mkdir`, `x32-mkdir`, `forbidden-calls`, `raw-signal` |
 #![allow(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CString;
@@ -1188,7 +1188,14 @@ fn run(args: &[String]) {
                 msg.msg_namelen = salen;
                 msg.msg_iov = &mut iov;
                 msg.msg_iovlen = 1;
-                unsafe { libc::syscall(libc::SYS_sendmsg, fd, &msg, libc::MSG_FASTOPEN) }
+                if a(1) == "sendmmsg" {
+                    // One mmsghdr: struct msghdr then the count sent.
+                    let mut mm: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    mm.msg_hdr = msg;
+                    unsafe { libc::syscall(libc::SYS_sendmmsg, fd, &mut mm, 1, libc::MSG_FASTOPEN) }
+                } else {
+                    unsafe { libc::syscall(libc::SYS_sendmsg, fd, &msg, libc::MSG_FASTOPEN) }
+                }
             };
             say(&format!("fastopen {}", a(1)), rc);
             sleep_ms(100);
@@ -1304,162 +1311,6 @@ fn run(args: &[String]) {
                 )
             };
             match how.as_str() {
-                "perf-sigtrap" => {
-                    // perf_event_open(2) on one of WHO's threads with `sigtrap`
-                    // (linux 5.13): at each overflow the kernel sends SIGTRAP to the
-                    // monitored thread, whose default action kills its process. It
-                    // needs ptrace-attach rights only (same uid, dumpable), and is
-                    // not notified. The listener thread counts task-clock while it
-                    // answers our calls, so we make some.
-                    let who = a(1);
-                    let pid = target(&who);
-                    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                        .find(|t| {
-                            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/comm"))
-                                .is_ok_and(|c| c.trim() == "nfguard-main")
-                        })
-                        .unwrap_or(pid);
-                    println!("{who} thread={tid}");
-                    let mut attr = [0u8; 136];
-                    attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // PERF_TYPE_SOFTWARE
-                    attr[4..8].copy_from_slice(&136u32.to_ne_bytes());
-                    attr[8..16].copy_from_slice(&1u64.to_ne_bytes()); // PERF_COUNT_SW_TASK_CLOCK
-                    attr[16..24].copy_from_slice(&100_000u64.to_ne_bytes()); // ns of task clock
-                                                                             // exclude_kernel, exclude_hv, remove_on_exec, sigtrap
-                    let flags: u64 = (1 << 5) | (1 << 6) | (1 << 36) | (1 << 37);
-                    attr[40..48].copy_from_slice(&flags.to_ne_bytes());
-                    let fd = say("perf_event_open", unsafe {
-                        libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), tid, -1, -1, 0)
-                    });
-                    // Notified calls that cost the listener thread CPU time.
-                    for _ in 0..2000 {
-                        unsafe { libc::syscall(libc::SYS_kill, std::process::id(), 0) };
-                    }
-                    sleep_ms(100);
-                    println!("{who} state={}", state_of(pid));
-                    close(fd);
-                }
-                "deprioritize" => {
-                    // The supervisor's scheduling: SCHED_IDLE and nice 19 (a process
-                    // of our uid is ours to lower, with no capability), so that it
-                    // runs only when nothing else wants the CPU.
-                    let pid = target(&a(1));
-                    let param = libc::sched_param { sched_priority: 0 };
-                    say("sched_setscheduler idle", unsafe {
-                        libc::sched_setscheduler(pid, libc::SCHED_IDLE, &param) as libc::c_long
-                    });
-                    say("setpriority 19", unsafe {
-                        libc::setpriority(libc::PRIO_PROCESS, pid as u32, 19) as libc::c_long
-                    });
-                    let policy = unsafe { libc::sched_getscheduler(pid) };
-                    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as u32) };
-                    println!("{} policy={policy} nice={nice}", a(1));
-                }
-
-                "plant-journals" => {
-                    // Symlinks at the names the supervisor will give the in-flight
-                    // journals of the next keepers (`.inflight-<keeper pid>` beside
-                    // its socket): pids are handed out in order, so the next N are
-                    // the ones to cover. A journal is opened (created, resized,
-                    // mapped and written) by name when its keeper hands over.
-                    let (dir, target, n): (String, String, i32) =
-                        (a(1), a(2), a(3).parse().unwrap());
-                    let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                        .unwrap_or(0);
-                    let t = cs(&target);
-                    let mut made = 0;
-                    for pid in last + 1..=last + n {
-                        let name = cs(&format!("{dir}/.inflight-{pid}"));
-                        let rc = unsafe {
-                            libc::syscall(
-                                libc::SYS_symlinkat,
-                                t.as_ptr(),
-                                libc::AT_FDCWD,
-                                name.as_ptr(),
-                            )
-                        };
-                        if rc == 0 {
-                            made += 1;
-                        }
-                    }
-                    println!("planted {made} journals from pid {}", last + 1);
-                }
-
-                "tiocsti" => {
-                    // TIOCSTI: push bytes into the controlling terminal's input, as
-                    // if typed (dev.tty.legacy_tiocsti=1 lets any process with the
-                    // terminal as its own do it). Whatever reads the terminal next
-                    // (the shell that started `nfguard run`, once it returns) runs
-                    // them, outside the filter. ioctl is notified for FIOSETOWN and
-                    // SIOCSPGRP only.
-                    let text = format!("{}\n", a(1));
-                    let mut sent = 0;
-                    for b in text.bytes() {
-                        if unsafe { libc::ioctl(0, libc::TIOCSTI, &b as *const u8) } == 0 {
-                            sent += 1;
-                        }
-                    }
-                    println!("tiocsti sent={sent} of {} errno={}", text.len(), errno());
-                }
-
-                "via-symlink" => {
-                    // A symlink of ours into the supervisor's /proc entry, then a
-                    // write through it: the supervisor's resolution follows plain
-                    // symlinks in one openat2 and must see where it landed.
-                    let (link, file, value) = (a(1), a(2), a(3));
-                    let sup = supervisor();
-                    let (t, l) = (cs(&format!("/proc/{sup}/{file}")), cs(&link));
-                    let _ = std::fs::remove_file(&link);
-                    say("symlink into the supervisor's /proc", unsafe {
-                        libc::syscall(libc::SYS_symlink, t.as_ptr(), l.as_ptr())
-                    });
-                    let fd = say("open through it", openat(&link, libc::O_WRONLY, 0));
-                    write_fd(fd, value.as_bytes());
-                    close(fd);
-                    let now = std::fs::read_to_string(format!("/proc/{sup}/{file}"))
-                        .map(|s| s.trim().to_string())
-                        .unwrap_or_default();
-                    println!("supervisor {file}={now}");
-                }
-                "mknod-dev" => {
-                    // A character device node (1, 3: /dev/null's numbers), which
-                    // needs CAP_MKNOD.
-                    let p = cs(&a(1));
-                    say("mknod-dev", unsafe {
-                        libc::syscall(
-                            libc::SYS_mknod,
-                            p.as_ptr(),
-                            libc::S_IFCHR | 0o666,
-                            libc::makedev(1, 3),
-                        )
-                    });
-                }
-
-                "fchmodat2-empty" => {
-                    // fchmodat2(fd, "", MODE, AT_EMPTY_PATH) (linux 6.6): the mode
-                    // of the file an fd (an O_PATH one will do) names, by an empty
-                    // path.
-                    let fd = say("open O_PATH", openat(&a(1), libc::O_PATH, 0));
-                    let mode = u32::from_str_radix(&a(2), 8).expect("an octal mode");
-                    let empty = cs("");
-                    say("fchmodat2 empty", unsafe {
-                        libc::syscall(
-                            libc::SYS_fchmodat2,
-                            fd,
-                            empty.as_ptr(),
-                            mode,
-                            libc::AT_EMPTY_PATH,
-                        )
-                    });
-                    close(fd);
-                }
-
                 "thread" => {
                     let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
                     println!("supervisor thread={tid}");
@@ -1988,6 +1839,120 @@ fn run(args: &[String]) {
                 )
             });
             close(fd);
+        }
+
+        "int80-mkdir" | "x32-mkdir" => {
+            // mkdir through another ABI: i386's `int 0x80` (number 39, the
+            // path in memory below 4 GiB, where a 32-bit register can name
+            // it) or an x32 number (0x40000000 | 83). The supervisor decodes
+            // x86_64 numbers only: the filter must refuse both.
+            let mut p = a(1).into_bytes();
+            p.push(0);
+            let rc: libc::c_long = if a(0) == "int80-mkdir" {
+                let page = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                        -1,
+                        0,
+                    )
+                } as *mut u8;
+                unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), page, p.len()) };
+                let mut ret: i32 = 39;
+                unsafe {
+                    // ebx holds the path; LLVM keeps rbx for itself, so swap it in and out.
+                    std::arch::asm!(
+                        "xchg rbx, {path}",
+                        "int 0x80",
+                        "xchg rbx, {path}",
+                        path = inout(reg) page as u64 => _,
+                        inlateout("eax") ret,
+                        in("ecx") 0o755u32,
+                        options(nostack)
+                    )
+                };
+                if ret < 0 {
+                    unsafe { *libc::__errno_location() = -ret };
+                    -1
+                } else {
+                    0
+                }
+            } else {
+                unsafe { libc::syscall(0x4000_0000 | libc::SYS_mkdir, p.as_ptr(), 0o755) }
+            };
+            say(&a(0), rc);
+        }
+
+        "forbidden-calls" => {
+            // Every call the policy forbids, with arguments that would fail
+            // anyway (bad fds, null pointers): each must reach the
+            // supervisor and be refused with an event, whatever the mode.
+            let calls: [(&str, libc::c_long, [libc::c_long; 5]); 16] = [
+                ("setns", libc::SYS_setns, [-1, 0, 0, 0, 0]),
+                ("mount", libc::SYS_mount, [0, 0, 0, 0, 0]),
+                ("umount2", libc::SYS_umount2, [0, 0, 0, 0, 0]),
+                ("pivot_root", libc::SYS_pivot_root, [0, 0, 0, 0, 0]),
+                ("move_mount", libc::SYS_move_mount, [-1, 0, -1, 0, 0]),
+                ("open_tree", libc::SYS_open_tree, [-1, 0, 0, 0, 0]),
+                ("open_tree_attr", 467, [-1, 0, 0, 0, 0]),
+                ("fsopen", libc::SYS_fsopen, [0, 0, 0, 0, 0]),
+                ("fsconfig", libc::SYS_fsconfig, [-1, 0, 0, 0, 0]),
+                ("fsmount", libc::SYS_fsmount, [-1, 0, 0, 0, 0]),
+                ("fspick", libc::SYS_fspick, [-1, 0, 0, 0, 0]),
+                ("mount_setattr", libc::SYS_mount_setattr, [-1, 0, 0, 0, 0]),
+                (
+                    "open_by_handle_at",
+                    libc::SYS_open_by_handle_at,
+                    [-1, 0, 0, 0, 0],
+                ),
+                ("io_uring_setup", libc::SYS_io_uring_setup, [1, 0, 0, 0, 0]),
+                ("io_uring_enter", libc::SYS_io_uring_enter, [-1, 0, 0, 0, 0]),
+                (
+                    "io_uring_register",
+                    libc::SYS_io_uring_register,
+                    [-1, 0, 0, 0, 0],
+                ),
+            ];
+            for (name, nr, x) in calls {
+                say(name, unsafe {
+                    libc::syscall(nr, x[0], x[1], x[2], x[3], x[4])
+                });
+            }
+        }
+
+        "raw-signal" => {
+            // The other signal calls, aimed at the supervisor: tkill and
+            // tgkill of one of its threads, rt_sigqueueinfo of its process,
+            // rt_tgsigqueueinfo of a thread (a queued signal carries a
+            // siginfo of ours, si_code SI_QUEUE as sigqueue(3) makes it).
+            let (how, sig): (String, i32) = (a(1), a(2).parse().unwrap());
+            let sup = supervisor();
+            let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            info.si_signo = sig;
+            info.si_code = -1; // SI_QUEUE
+            let rc = unsafe {
+                match how.as_str() {
+                    "tkill" => libc::syscall(libc::SYS_tkill, tid, sig),
+                    "tgkill" => libc::syscall(libc::SYS_tgkill, sup, tid, sig),
+                    "rt_sigqueueinfo" => {
+                        libc::syscall(libc::SYS_rt_sigqueueinfo, sup, sig, &info as *const _)
+                    }
+                    "rt_tgsigqueueinfo" => libc::syscall(
+                        libc::SYS_rt_tgsigqueueinfo,
+                        sup,
+                        tid,
+                        sig,
+                        &info as *const _,
+                    ),
+                    other => panic!("raw-signal: unknown call {other}"),
+                }
+            };
+            say(&how, rc);
+            sleep_ms(150);
+            println!("supervisor state={}", state_of(sup));
         }
 
         "thread" => {
