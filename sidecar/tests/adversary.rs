@@ -20,13 +20,20 @@
 //! does it. Each test collects every hole it finds before failing, and prints
 //! what happened in each mode, so a run is also the record of what is open.
 //!
-//! Where a test departs from that, it says why: two run a root supervisor
-//! (a unix connect must be made with the caller's rights, not root's; a root
-//! NF that keeps CAP_DAC_READ_SEARCH can open by handle); a read-only open
+//! Where a test departs from that, it says why: some run a root supervisor
+//! beside a workload of another uid (what the supervisor does for the
+//! workload must carry the workload's rights, not root's: a unix connect, a
+//! signal, a bind; a root NF that keeps CAP_DAC_READ_SEARCH can open by
+//! handle), and ask for no event where the kernel itself would refuse the
+//! call; a read-only open
 //! that the kernel itself refuses (a reopen of nfguard's listener, its
 //! `/proc/<pid>/mem`) never reaches nfguard and needs no event, nor does
 //! `clone3` refused with ENOSYS by the filter (`needs_no_event`); class 7
 //! asks that nothing be left running, not for an event.
+//!
+//! The second pass (the last section) holds the doors the hardened
+//! supervisor still left open when it was written, and the tests that prove
+//! claims of docs/security.md no earlier test checked (each says which).
 //!
 //! Each test runs as its own uid (an unprivileged uid that no other process
 //! has, like nobody but private to the test): `kill(-1, ...)` and the clean-up
