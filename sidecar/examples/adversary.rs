@@ -36,6 +36,7 @@
 //! | 5 network without connect | `fastopen` |
 //! | 6 silent outcomes | `starve-fds`, `undumpable` |
 //! | 7 left unsupervised | `linger` |
+//! | second pass (doors the hardened supervisor missed) | `pidfd-signal`, `sigio-owner`, `perf-sigtrap`, `deprioritize`, `nfguard-thread`, `move-dir`, `plant-journals`, `hidden`, `umask`, `unix-bind`, `unix-dgram`, `bind-addr`, `openat2`, `fifo-stall`, `write-nonblock`, `plant-journals`, `tiocsti`, `via-symlink`, `mknod-dev`, `fchmodat2-empty`, `int80-mkdir`, `x32-mkdir`, `forbidden-calls`, `raw-signal` |
 #![allow(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CString;
@@ -243,6 +244,66 @@ impl Tally {
             "{what} attempts={} ok={} forbidden={} refused={} killed={}",
             self.attempts, self.ok, self.forbidden, self.refused, self.killed
         );
+    }
+}
+
+/// The supervisor's threads other than its leader (their ids are no pid).
+fn supervisor_threads() -> Vec<i32> {
+    let sup = supervisor();
+    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{sup}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|t| *t != sup)
+        .collect();
+    v.sort();
+    v
+}
+
+/// `F_SETOWN_EX` (linux/fcntl.h), which libc does not name.
+fn nfguard_policy_f_setown_ex() -> libc::c_int {
+    15
+}
+
+/// A page holding `bytes` that the kernel reads in our context but no other
+/// process can read: `secret` (memfd_secret) or `xonly` (PROT_EXEC alone);
+/// `plain` is ordinary memory, for the learned runs.
+fn hidden_copy(mem: &str, bytes: &[u8]) -> *const u8 {
+    assert!(bytes.len() <= 4096);
+    unsafe {
+        let p = match mem {
+            "secret" => {
+                let fd = libc::syscall(libc::SYS_memfd_secret, 0) as i32;
+                if fd < 0 {
+                    println!("memfd_secret errno={}", errno());
+                    std::process::exit(3);
+                }
+                libc::ftruncate(fd, 4096);
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            }
+            _ => libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ),
+        } as *mut u8;
+        assert!(p as isize != -1, "mmap failed");
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
+        if mem == "xonly" {
+            libc::mprotect(p.cast(), 4096, libc::PROT_EXEC);
+        }
+        p
     }
 }
 
@@ -1127,7 +1188,14 @@ fn run(args: &[String]) {
                 msg.msg_namelen = salen;
                 msg.msg_iov = &mut iov;
                 msg.msg_iovlen = 1;
-                unsafe { libc::syscall(libc::SYS_sendmsg, fd, &msg, libc::MSG_FASTOPEN) }
+                if a(1) == "sendmmsg" {
+                    // One mmsghdr: struct msghdr then the count sent.
+                    let mut mm: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    mm.msg_hdr = msg;
+                    unsafe { libc::syscall(libc::SYS_sendmmsg, fd, &mut mm, 1, libc::MSG_FASTOPEN) }
+                } else {
+                    unsafe { libc::syscall(libc::SYS_sendmsg, fd, &msg, libc::MSG_FASTOPEN) }
+                }
             };
             say(&format!("fastopen {}", a(1)), rc);
             sleep_ms(100);
@@ -1215,6 +1283,676 @@ fn run(args: &[String]) {
             println!("linger pid={}", std::process::id());
             sleep_ms(a(1).parse::<u64>().unwrap() * 1000);
             println!("linger done");
+        }
+
+        // -- the second pass (review1): doors the hardened supervisor misses --
+        "pidfd-signal" => {
+            // pidfd_send_signal(SIG) through a door the check does not know:
+            // - `thread`: a thread pidfd (PIDFD_THREAD, linux 6.9) of one of
+            //   the supervisor's threads: its fdinfo names the thread's id,
+            //   which is no pid of nfguard's, and a fatal signal to a thread
+            //   kills its whole process;
+            // - `procdir`: an fd of the directory /proc/<supervisor>, which
+            //   pidfd_send_signal takes as a pidfd (it has no fdinfo `Pid:`);
+            // - `group`: PIDFD_SIGNAL_PROCESS_GROUP (linux 6.9) on a pidfd of
+            //   the leader of the supervisor's process group when that leader
+            //   is not nfguard (a shell that started `nfguard run`); sent from
+            //   a child in a group of its own, which survives to tell;
+            // - a pid: a plain pidfd of that process.
+            let (how, sig): (String, i32) = (a(1), a(2).parse().unwrap());
+            let sup = supervisor();
+            let send = |fd: libc::c_long, flags: u32| unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd,
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    flags,
+                )
+            };
+            match how.as_str() {
+                "thread" => {
+                    let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
+                    println!("supervisor thread={tid}");
+                    // PIDFD_THREAD is O_EXCL.
+                    let fd = say("pidfd_open thread", unsafe {
+                        libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL)
+                    });
+                    say("pidfd_send_signal thread", send(fd, 0));
+                }
+                "procdir" => {
+                    let fd = say(
+                        "open /proc/supervisor",
+                        openat(
+                            &format!("/proc/{sup}"),
+                            libc::O_RDONLY | libc::O_DIRECTORY,
+                            0,
+                        ),
+                    );
+                    say("pidfd_send_signal procdir", send(fd, 0));
+                }
+                "group" => {
+                    let leader = ppid_of(sup);
+                    println!("group leader={leader}");
+                    let c = unsafe { libc::fork() };
+                    if c == 0 {
+                        unsafe { libc::setpgid(0, 0) };
+                        let fd = say("pidfd_open leader", unsafe {
+                            libc::syscall(libc::SYS_pidfd_open, leader, 0)
+                        });
+                        // PIDFD_SIGNAL_PROCESS_GROUP.
+                        say("pidfd_send_signal group", send(fd, 1 << 2));
+                        sleep_ms(150);
+                        println!("supervisor state={}", state_of(sup));
+                        unsafe { libc::_exit(0) };
+                    }
+                    wait_status(c);
+                }
+                pid => {
+                    let pid: i32 = pid.parse().expect("thread, procdir, group or a pid");
+                    let fd = say("pidfd_open", unsafe {
+                        libc::syscall(libc::SYS_pidfd_open, pid, 0)
+                    });
+                    say("pidfd_send_signal", send(fd, 0));
+                }
+            }
+            sleep_ms(150);
+            println!("supervisor state={}", state_of(sup));
+        }
+        "sigio-owner" => {
+            // Who gets an fd's SIGIO, with F_SETSIG any signal, SIGKILL
+            // included: owner set with F_SETOWN (a register), F_SETOWN_EX
+            // or FIOSETOWN (in memory: the supervisor makes these calls on
+            // its copy, and the kernel records the caller's credentials
+            // as the owner's, which decide whom the signal may reach).
+            let (how, who, sig): (String, String, i32) = (a(1), a(2), a(3).parse().unwrap());
+            let pid = target(&who);
+            let mut sv = [0i32; 2];
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) };
+            let fd = sv[0];
+            let rc = match how.as_str() {
+                "setown" => unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETOWN, pid) },
+                "setown-ex" => {
+                    // struct f_owner_ex { int type; pid_t pid; }, F_OWNER_PID = 1.
+                    let ex: [i32; 2] = [1, pid];
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_fcntl,
+                            fd,
+                            nfguard_policy_f_setown_ex(),
+                            ex.as_ptr(),
+                        )
+                    }
+                }
+                "fiosetown" => unsafe {
+                    libc::syscall(libc::SYS_ioctl, fd, 0x8901, &pid as *const i32)
+                },
+                other => panic!("sigio-owner: unknown way {other}"),
+            };
+            say(&format!("{how} {who}"), rc);
+            unsafe {
+                // F_SETSIG (10), which libc does not name on this target.
+                libc::fcntl(fd, 10, sig);
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC);
+            }
+            // Data arriving on fd raises its SIGIO.
+            write_fd(sv[1] as libc::c_long, b"x");
+            sleep_ms(200);
+            println!("{who} state={}", state_of(pid));
+        }
+        "hidden" => {
+            // The call's argument in memory the kernel reads in the caller's
+            // context but another process cannot: a memfd_secret page (no
+            // process_vm_readv, no /proc/<pid>/mem: EFAULT, EIO), or an
+            // execute-only page (PROT_EXEC alone is readable to the kernel on
+            // a CPU without protection keys; process_vm_readv refuses it
+            // without FOLL_FORCE). The supervisor's read fails with EFAULT,
+            // which it takes for the caller's own bad pointer.
+            let (mem, op) = (a(1), a(2));
+            let place = |bytes: &[u8]| -> *const u8 { hidden_copy(&mem, bytes) };
+            let what = format!("hidden {mem} {op}");
+            match op.as_str() {
+                "write" => {
+                    let mut p = a(3).into_bytes();
+                    p.push(0);
+                    let at = place(&p);
+                    let fd = say(&what, unsafe {
+                        libc::syscall(
+                            libc::SYS_openat,
+                            libc::AT_FDCWD,
+                            at,
+                            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                            0o644,
+                        )
+                    });
+                    write_fd(fd, b"hidden write\n");
+                    close(fd);
+                }
+                "connect" => {
+                    let fd = tcp_socket();
+                    set_timeout(fd, 2);
+                    let sa = inet(&a(3), port(4));
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts(
+                            (&sa as *const libc::sockaddr_in).cast::<u8>(),
+                            std::mem::size_of::<libc::sockaddr_in>(),
+                        )
+                    };
+                    let at = place(bytes);
+                    let rc = say(&what, unsafe {
+                        libc::syscall(libc::SYS_connect, fd, at, bytes.len())
+                    });
+                    if rc == 0 {
+                        write_fd(fd, b"hello\n");
+                    }
+                    close(fd);
+                }
+                "exec" => {
+                    let mut p = a(3).into_bytes();
+                    p.push(0);
+                    let at = place(&p) as *const c_char;
+                    let argv0 = cs(&a(3));
+                    let argv = [argv0.as_ptr(), std::ptr::null()];
+                    say(&what, exec(at, &argv));
+                }
+                other => panic!("hidden: unknown call {other}"),
+            }
+        }
+        "nfguard-thread" => {
+            // nfguard's process by one of its threads' ids: /proc/<tid> is
+            // the process's /proc entry too (unlisted, but there), and
+            // ptrace, process_vm_writev and pidfds take a tid.
+            let sup = supervisor();
+            let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
+            println!("supervisor thread={tid}");
+            match a(1).as_str() {
+                "oom" => {
+                    let fd = say(
+                        "open thread oom_score_adj",
+                        openat(&format!("/proc/{tid}/oom_score_adj"), libc::O_WRONLY, 0),
+                    );
+                    say("write thread oom_score_adj", write_fd(fd, a(2).as_bytes()));
+                    close(fd);
+                    let now = std::fs::read_to_string(format!("/proc/{sup}/oom_score_adj"))
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_default();
+                    println!("supervisor oom_score_adj={now}");
+                }
+                "ptrace" => {
+                    say("ptrace seize thread", unsafe {
+                        libc::syscall(libc::SYS_ptrace, libc::PTRACE_SEIZE, tid, 0, 0)
+                    });
+                }
+                "vm-writev" => {
+                    // 8 zero bytes at the very end of the stack mapping (always
+                    // zero: the write changes nothing but proves it could).
+                    let addr = std::fs::read_to_string(format!("/proc/{sup}/maps"))
+                        .ok()
+                        .and_then(|m| {
+                            let line = m.lines().find(|l| l.ends_with("[stack]"))?.to_string();
+                            let end = line.split(['-', ' ']).nth(1)?.to_string();
+                            u64::from_str_radix(&end, 16).ok()
+                        })
+                        .map_or(0x1000, |end| end - 8);
+                    let buf = [0u8; 8];
+                    let local = libc::iovec {
+                        iov_base: buf.as_ptr() as *mut libc::c_void,
+                        iov_len: 8,
+                    };
+                    let remote = libc::iovec {
+                        iov_base: addr as *mut libc::c_void,
+                        iov_len: 8,
+                    };
+                    say("vm-writev thread", unsafe {
+                        libc::syscall(libc::SYS_process_vm_writev, tid, &local, 1, &remote, 1, 0)
+                    });
+                }
+                "procfd" => {
+                    // The supervisor's fd of a file of its own (the events
+                    // file), reopened for write through the thread's fd table.
+                    let want = std::fs::canonicalize(a(2))
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_else(|_| a(2));
+                    let n = fd_links(sup)
+                        .into_iter()
+                        .find(|(_, l)| *l == want)
+                        .map_or(-1, |(n, _)| n);
+                    let fd = say(
+                        "rewrite thread procfd",
+                        openat(
+                            &format!("/proc/{tid}/fd/{n}"),
+                            libc::O_WRONLY | libc::O_TRUNC,
+                            0,
+                        ),
+                    );
+                    write_fd(fd, b"{\"forged\":true}\n");
+                    close(fd);
+                }
+                other => panic!("nfguard-thread: unknown way {other}"),
+            }
+        }
+        "umask" => {
+            let m = u32::from_str_radix(&a(1), 8).expect("an octal umask");
+            unsafe { libc::umask(m) };
+        }
+        "unix-bind" => {
+            // A unix stream socket bound at PATH and listening; with a
+            // duration, it accepts for that long and says so (for a test
+            // that connects to it).
+            let fd = say("socket", unsafe {
+                libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_STREAM, 0)
+            });
+            let (sa, len) = unix_addr(&a(1));
+            say("unix-bind", unsafe {
+                libc::syscall(libc::SYS_bind, fd, &sa as *const libc::sockaddr_un, len)
+            });
+            say("unix-listen", unsafe {
+                libc::syscall(libc::SYS_listen, fd, 8)
+            });
+            if let Ok(ms) = a(2).parse::<u64>() {
+                println!("serving pid={}", std::process::id());
+                set_timeout(fd, 1);
+                let until = Instant::now() + Duration::from_millis(ms);
+                while Instant::now() < until {
+                    let c = unsafe {
+                        libc::accept(fd as i32, std::ptr::null_mut(), std::ptr::null_mut())
+                    };
+                    if c >= 0 {
+                        write_fd(c as libc::c_long, b"served\n");
+                        close(c as libc::c_long);
+                    }
+                }
+            }
+            close(fd);
+        }
+        "bind-addr" => {
+            // A TCP listener on ADDR:PORT, for as long as it takes to bind.
+            let fd = say("socket", tcp_socket());
+            let sa = inet(&a(1), port(2));
+            say("bind", unsafe {
+                libc::syscall(
+                    libc::SYS_bind,
+                    fd,
+                    &sa as *const libc::sockaddr_in,
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                )
+            });
+            say("listen", unsafe { libc::syscall(libc::SYS_listen, fd, 8) });
+            close(fd);
+        }
+        "unix-dgram" => {
+            // A unix datagram to PATH: `connect` then send (the learned way),
+            // or `sendto` with the path as destination (no connect at all).
+            let fd = say("socket", unsafe {
+                libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_DGRAM, 0)
+            });
+            let (sa, len) = unix_addr(&a(2));
+            let data = b"DATAGRAM\n";
+            if a(1) == "connect" {
+                if say("unix-dgram connect", unsafe {
+                    libc::syscall(libc::SYS_connect, fd, &sa as *const libc::sockaddr_un, len)
+                }) == 0
+                {
+                    write_fd(fd, data);
+                }
+            } else {
+                say("unix-dgram sendto", unsafe {
+                    libc::syscall(
+                        libc::SYS_sendto,
+                        fd,
+                        data.as_ptr(),
+                        data.len(),
+                        0,
+                        &sa as *const libc::sockaddr_un,
+                        len,
+                    )
+                });
+            }
+            close(fd);
+        }
+        "move-dir" => {
+            // nfguard's FILE in DIR, reached by renaming DIR: the file's real
+            // path is then no protected path; its name is freed, a forged
+            // file put in its place, and DIR renamed back.
+            let (dir, file) = (a(1), a(2));
+            let moved = format!("{dir}.moved");
+            let (d, m) = (cs(&dir), cs(&moved));
+            say("rename dir", unsafe {
+                libc::syscall(libc::SYS_rename, d.as_ptr(), m.as_ptr())
+            });
+            let inside = cs(&format!("{moved}/{file}"));
+            say("unlink moved file", unsafe {
+                libc::syscall(libc::SYS_unlink, inside.as_ptr())
+            });
+            let fd = say(
+                "forge file",
+                openat(
+                    &format!("{moved}/{file}"),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                    0o644,
+                ),
+            );
+            write_fd(fd, b"{\"forged\":true}\n");
+            close(fd);
+            say("rename dir back", unsafe {
+                libc::syscall(libc::SYS_rename, m.as_ptr(), d.as_ptr())
+            });
+        }
+        "openat2" => {
+            // openat2(DIR, NAME, O_WRONLY|O_CREAT|O_APPEND, RESOLVE) with
+            // RESOLVE one of beneath, no-symlinks (what the caller asked the
+            // kernel to refuse: EXDEV, ELOOP).
+            let resolve: u64 = match a(1).as_str() {
+                "beneath" => 0x08,
+                "no-symlinks" => 0x04,
+                "none" => 0,
+                other => panic!("openat2: unknown resolve {other}"),
+            };
+            let dir = cs(&a(2));
+            let dfd = unsafe { libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+            // struct open_how { u64 flags; u64 mode; u64 resolve; }
+            let how: [u64; 3] = [
+                (libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND) as u64,
+                0o644,
+                resolve,
+            ];
+            let name = cs(&a(3));
+            let fd = say(&format!("openat2 {}", a(1)), unsafe {
+                libc::syscall(libc::SYS_openat2, dfd, name.as_ptr(), how.as_ptr(), 24usize)
+            });
+            write_fd(fd, b"via openat2\n");
+            close(fd);
+        }
+        "fifo-stall" => {
+            // A thread opens a FIFO for write (it waits for a reader, as the
+            // kernel lets it); meanwhile the main thread makes an ordinary
+            // learned write, which must not wait on the first.
+            let fifo = a(1);
+            std::thread::spawn(move || {
+                let fd = openat(&fifo, libc::O_WRONLY, 0);
+                println!("fifo open returned {fd}");
+            });
+            sleep_ms(200);
+            let started = Instant::now();
+            run(&["write".into(), a(2)]);
+            println!("second took={}ms", started.elapsed().as_millis());
+        }
+        "write-nonblock" => {
+            // An open for write that does not wait (a FIFO with no reader: ENXIO).
+            say(
+                "write-nonblock",
+                openat(&a(1), libc::O_WRONLY | libc::O_NONBLOCK, 0),
+            );
+        }
+
+        "perf-sigtrap" => {
+            // perf_event_open(2) on one of WHO's threads with `sigtrap`
+            // (linux 5.13): at each overflow the kernel sends SIGTRAP to the
+            // monitored thread, whose default action kills its process. It
+            // needs ptrace-attach rights only (same uid, dumpable), and is
+            // not notified. The listener thread counts task-clock while it
+            // answers our calls, so we make some.
+            let who = a(1);
+            let pid = target(&who);
+            let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .find(|t| {
+                    std::fs::read_to_string(format!("/proc/{pid}/task/{t}/comm"))
+                        .is_ok_and(|c| c.trim() == "nfguard-main")
+                })
+                .unwrap_or(pid);
+            println!("{who} thread={tid}");
+            let mut attr = [0u8; 136];
+            attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // PERF_TYPE_SOFTWARE
+            attr[4..8].copy_from_slice(&136u32.to_ne_bytes());
+            attr[8..16].copy_from_slice(&1u64.to_ne_bytes()); // PERF_COUNT_SW_TASK_CLOCK
+            attr[16..24].copy_from_slice(&100_000u64.to_ne_bytes()); // ns of task clock
+                                                                     // exclude_kernel, exclude_hv, remove_on_exec, sigtrap
+            let flags: u64 = (1 << 5) | (1 << 6) | (1 << 36) | (1 << 37);
+            attr[40..48].copy_from_slice(&flags.to_ne_bytes());
+            let fd = say("perf_event_open", unsafe {
+                libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), tid, -1, -1, 0)
+            });
+            // Notified calls that cost the listener thread CPU time.
+            for _ in 0..2000 {
+                unsafe { libc::syscall(libc::SYS_kill, std::process::id(), 0) };
+            }
+            sleep_ms(100);
+            println!("{who} state={}", state_of(pid));
+            close(fd);
+        }
+        "deprioritize" => {
+            // The supervisor's scheduling: SCHED_IDLE and nice 19 (a process
+            // of our uid is ours to lower, with no capability), so that it
+            // runs only when nothing else wants the CPU.
+            let pid = target(&a(1));
+            let param = libc::sched_param { sched_priority: 0 };
+            say("sched_setscheduler idle", unsafe {
+                libc::sched_setscheduler(pid, libc::SCHED_IDLE, &param) as libc::c_long
+            });
+            say("setpriority 19", unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, pid as u32, 19) as libc::c_long
+            });
+            let policy = unsafe { libc::sched_getscheduler(pid) };
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as u32) };
+            println!("{} policy={policy} nice={nice}", a(1));
+        }
+
+        "plant-journals" => {
+            // Symlinks at the names the supervisor will give the in-flight
+            // journals of the next keepers (`.inflight-<keeper pid>` beside
+            // its socket): pids are handed out in order, so the next N are
+            // the ones to cover. A journal is opened (created, resized,
+            // mapped and written) by name when its keeper hands over.
+            let (dir, target, n): (String, String, i32) = (a(1), a(2), a(3).parse().unwrap());
+            let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let t = cs(&target);
+            let mut made = 0;
+            for pid in last + 1..=last + n {
+                let name = cs(&format!("{dir}/.inflight-{pid}"));
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_symlinkat,
+                        t.as_ptr(),
+                        libc::AT_FDCWD,
+                        name.as_ptr(),
+                    )
+                };
+                if rc == 0 {
+                    made += 1;
+                }
+            }
+            println!("planted {made} journals from pid {}", last + 1);
+        }
+
+        "tiocsti" => {
+            // TIOCSTI: push bytes into the controlling terminal's input, as
+            // if typed (dev.tty.legacy_tiocsti=1 lets any process with the
+            // terminal as its own do it). Whatever reads the terminal next
+            // (the shell that started `nfguard run`, once it returns) runs
+            // them, outside the filter. ioctl is notified for FIOSETOWN and
+            // SIOCSPGRP only.
+            let text = format!("{}\n", a(1));
+            let mut sent = 0;
+            for b in text.bytes() {
+                if unsafe { libc::ioctl(0, libc::TIOCSTI, &b as *const u8) } == 0 {
+                    sent += 1;
+                }
+            }
+            println!("tiocsti sent={sent} of {} errno={}", text.len(), errno());
+        }
+
+        "via-symlink" => {
+            // A symlink of ours into the supervisor's /proc entry, then a
+            // write through it: the supervisor's resolution follows plain
+            // symlinks in one openat2 and must see where it landed.
+            let (link, file, value) = (a(1), a(2), a(3));
+            let sup = supervisor();
+            let (t, l) = (cs(&format!("/proc/{sup}/{file}")), cs(&link));
+            let _ = std::fs::remove_file(&link);
+            say("symlink into the supervisor's /proc", unsafe {
+                libc::syscall(libc::SYS_symlink, t.as_ptr(), l.as_ptr())
+            });
+            let fd = say("open through it", openat(&link, libc::O_WRONLY, 0));
+            write_fd(fd, value.as_bytes());
+            close(fd);
+            let now = std::fs::read_to_string(format!("/proc/{sup}/{file}"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            println!("supervisor {file}={now}");
+        }
+        "mknod-dev" => {
+            // A character device node (1, 3: /dev/null's numbers), which
+            // needs CAP_MKNOD.
+            let p = cs(&a(1));
+            say("mknod-dev", unsafe {
+                libc::syscall(
+                    libc::SYS_mknod,
+                    p.as_ptr(),
+                    libc::S_IFCHR | 0o666,
+                    libc::makedev(1, 3),
+                )
+            });
+        }
+
+        "fchmodat2-empty" => {
+            // fchmodat2(fd, "", MODE, AT_EMPTY_PATH) (linux 6.6): the mode
+            // of the file an fd (an O_PATH one will do) names, by an empty
+            // path.
+            let fd = say("open O_PATH", openat(&a(1), libc::O_PATH, 0));
+            let mode = u32::from_str_radix(&a(2), 8).expect("an octal mode");
+            let empty = cs("");
+            say("fchmodat2 empty", unsafe {
+                libc::syscall(
+                    libc::SYS_fchmodat2,
+                    fd,
+                    empty.as_ptr(),
+                    mode,
+                    libc::AT_EMPTY_PATH,
+                )
+            });
+            close(fd);
+        }
+
+        "int80-mkdir" | "x32-mkdir" => {
+            // mkdir through another ABI: i386's `int 0x80` (number 39, the
+            // path in memory below 4 GiB, where a 32-bit register can name
+            // it) or an x32 number (0x40000000 | 83). The supervisor decodes
+            // x86_64 numbers only: the filter must refuse both.
+            let mut p = a(1).into_bytes();
+            p.push(0);
+            let rc: libc::c_long = if a(0) == "int80-mkdir" {
+                let page = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                        -1,
+                        0,
+                    )
+                } as *mut u8;
+                unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), page, p.len()) };
+                let mut ret: i32 = 39;
+                unsafe {
+                    // ebx holds the path; LLVM keeps rbx for itself, so swap it in and out.
+                    std::arch::asm!(
+                        "xchg rbx, {path}",
+                        "int 0x80",
+                        "xchg rbx, {path}",
+                        path = inout(reg) page as u64 => _,
+                        inlateout("eax") ret,
+                        in("ecx") 0o755u32,
+                        options(nostack)
+                    )
+                };
+                if ret < 0 {
+                    unsafe { *libc::__errno_location() = -ret };
+                    -1
+                } else {
+                    0
+                }
+            } else {
+                unsafe { libc::syscall(0x4000_0000 | libc::SYS_mkdir, p.as_ptr(), 0o755) }
+            };
+            say(&a(0), rc);
+        }
+
+        "forbidden-calls" => {
+            // Every call the policy forbids, with arguments that would fail
+            // anyway (bad fds, null pointers): each must reach the
+            // supervisor and be refused with an event, whatever the mode.
+            let calls: [(&str, libc::c_long, [libc::c_long; 5]); 16] = [
+                ("setns", libc::SYS_setns, [-1, 0, 0, 0, 0]),
+                ("mount", libc::SYS_mount, [0, 0, 0, 0, 0]),
+                ("umount2", libc::SYS_umount2, [0, 0, 0, 0, 0]),
+                ("pivot_root", libc::SYS_pivot_root, [0, 0, 0, 0, 0]),
+                ("move_mount", libc::SYS_move_mount, [-1, 0, -1, 0, 0]),
+                ("open_tree", libc::SYS_open_tree, [-1, 0, 0, 0, 0]),
+                ("open_tree_attr", 467, [-1, 0, 0, 0, 0]),
+                ("fsopen", libc::SYS_fsopen, [0, 0, 0, 0, 0]),
+                ("fsconfig", libc::SYS_fsconfig, [-1, 0, 0, 0, 0]),
+                ("fsmount", libc::SYS_fsmount, [-1, 0, 0, 0, 0]),
+                ("fspick", libc::SYS_fspick, [-1, 0, 0, 0, 0]),
+                ("mount_setattr", libc::SYS_mount_setattr, [-1, 0, 0, 0, 0]),
+                (
+                    "open_by_handle_at",
+                    libc::SYS_open_by_handle_at,
+                    [-1, 0, 0, 0, 0],
+                ),
+                ("io_uring_setup", libc::SYS_io_uring_setup, [1, 0, 0, 0, 0]),
+                ("io_uring_enter", libc::SYS_io_uring_enter, [-1, 0, 0, 0, 0]),
+                (
+                    "io_uring_register",
+                    libc::SYS_io_uring_register,
+                    [-1, 0, 0, 0, 0],
+                ),
+            ];
+            for (name, nr, x) in calls {
+                say(name, unsafe {
+                    libc::syscall(nr, x[0], x[1], x[2], x[3], x[4])
+                });
+            }
+        }
+
+        "raw-signal" => {
+            // The other signal calls, aimed at the supervisor: tkill and
+            // tgkill of one of its threads, rt_sigqueueinfo of its process,
+            // rt_tgsigqueueinfo of a thread (a queued signal carries a
+            // siginfo of ours, si_code SI_QUEUE as sigqueue(3) makes it).
+            let (how, sig): (String, i32) = (a(1), a(2).parse().unwrap());
+            let sup = supervisor();
+            let tid = supervisor_threads().into_iter().next().unwrap_or(sup);
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            info.si_signo = sig;
+            info.si_code = -1; // SI_QUEUE
+            let rc = unsafe {
+                match how.as_str() {
+                    "tkill" => libc::syscall(libc::SYS_tkill, tid, sig),
+                    "tgkill" => libc::syscall(libc::SYS_tgkill, sup, tid, sig),
+                    "rt_sigqueueinfo" => {
+                        libc::syscall(libc::SYS_rt_sigqueueinfo, sup, sig, &info as *const _)
+                    }
+                    "rt_tgsigqueueinfo" => libc::syscall(
+                        libc::SYS_rt_tgsigqueueinfo,
+                        sup,
+                        tid,
+                        sig,
+                        &info as *const _,
+                    ),
+                    other => panic!("raw-signal: unknown call {other}"),
+                }
+            };
+            say(&how, rc);
+            sleep_ms(150);
+            println!("supervisor state={}", state_of(sup));
         }
 
         "thread" => {
