@@ -269,6 +269,75 @@ const PIDFD_GET_INFO: u64 =
     (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as u64) << 16) | (0xFF << 8) | 11;
 const PIDFD_INFO_CREDS: u64 = 1 << 1;
 
+/// What `PIDFD_GET_INFO` says of a task: its ids in our PID namespace and
+/// its credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskInfo {
+    pub pid: i32,
+    pub tgid: i32,
+    pub ruid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub rgid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+}
+
+const PIDFD_INFO_PID: u64 = 1 << 0;
+
+/// `PIDFD_GET_INFO` (linux 6.13) of the task behind `pidfd`: ENOTTY or
+/// EINVAL for an fd that is no pidfd, ESRCH for a task that is gone.
+pub fn pidfd_info(pidfd: BorrowedFd<'_>) -> io::Result<TaskInfo> {
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_PID | PIDFD_INFO_CREDS,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: `info` is a valid, writable pidfd_info of the size the ioctl number encodes.
+    cvt_int(unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_INFO as _,
+            &mut info as *mut PidfdInfo,
+        )
+    })?;
+    if info.mask & (PIDFD_INFO_PID | PIDFD_INFO_CREDS) != PIDFD_INFO_PID | PIDFD_INFO_CREDS {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok(TaskInfo {
+        pid: info.pid as i32,
+        tgid: info.tgid as i32,
+        ruid: info.ruid,
+        euid: info.euid,
+        suid: info.suid,
+        fsuid: info.fsuid,
+        rgid: info.rgid,
+        egid: info.egid,
+        sgid: info.sgid,
+        fsgid: info.fsgid,
+    })
+}
+
+/// The process (thread group) and task a pidfd names, in our PID namespace;
+/// for a `/proc/<pid>` directory fd (pidfd_send_signal takes those too) the
+/// pid of its name.
+pub fn pidfd_target(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
+    match pidfd_info(fd) {
+        Ok(i) => Ok((i.tgid, i.pid)),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(e),
+        Err(_) => {
+            let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+            let pid = p
+                .to_str()
+                .and_then(|s| s.strip_prefix("/proc/"))
+                .and_then(|s| s.parse::<i32>().ok())
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+            Ok((pid, pid))
+        }
+    }
+}
+
 /// The filesystem uid and gid of the task behind `pidfd` (ioctl
 /// `PIDFD_GET_INFO`, linux 6.13): what /proc/<pid>/status says on its
 /// `Uid:`/`Gid:` lines, without formatting the whole file.
@@ -366,6 +435,78 @@ pub fn set_thread_fs_ids(uid: u32, gid: u32) {
         libc::syscall(libc::SYS_setfsgid, gid);
         libc::syscall(libc::SYS_setfsuid, uid);
     }
+}
+
+/// Sets this thread's real and effective uid, leaving the saved one (the
+/// raw syscall changes this thread only). With a saved uid of 0 the thread
+/// keeps its permitted capabilities, and gets its effective ones back when
+/// its effective uid returns to 0 (capabilities(7), "Effect of user ID
+/// changes on capabilities").
+pub fn set_thread_uids(ruid: u32, euid: u32) -> io::Result<()> {
+    // SAFETY: raw per-thread syscall with integer arguments (-1 keeps the saved id).
+    cvt(unsafe { libc::syscall(libc::SYS_setresuid, ruid, euid, u32::MAX) }).map(drop)
+}
+
+/// Sets this thread's real and effective gid, leaving the saved one.
+pub fn set_thread_gids(rgid: u32, egid: u32) -> io::Result<()> {
+    // SAFETY: raw per-thread syscall with integer arguments.
+    cvt(unsafe { libc::syscall(libc::SYS_setresgid, rgid, egid, u32::MAX) }).map(drop)
+}
+
+/// `struct __user_cap_header_struct` and `__user_cap_data_struct` (v3: two data entries).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// capget(2) of task `tid`: (effective, permitted, inheritable).
+pub fn capget(tid: i32) -> io::Result<(u64, u64, u64)> {
+    let mut h = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: tid,
+    };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: `h` is a valid header and `d` holds the two entries version 3 writes.
+    cvt(unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) })?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok((
+        join(d[0].effective, d[1].effective),
+        join(d[0].permitted, d[1].permitted),
+        join(d[0].inheritable, d[1].inheritable),
+    ))
+}
+
+/// capset(2) of this thread (pid 0: the caller; capabilities are per thread).
+pub fn set_thread_caps(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    let mut h = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    let (e, p, i) = (split(effective), split(permitted), split(inheritable));
+    let d = [
+        CapData {
+            effective: e.0,
+            permitted: p.0,
+            inheritable: i.0,
+        },
+        CapData {
+            effective: e.1,
+            permitted: p.1,
+            inheritable: i.1,
+        },
+    ];
+    // SAFETY: `h` is a valid header and `d` the two entries version 3 reads.
+    cvt(unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) }).map(drop)
 }
 
 /// Sets this thread's supplementary groups (the raw syscall is per thread,
@@ -532,16 +673,6 @@ pub fn pidfd_send_signal(
         )
     })
     .map(drop)
-}
-
-/// The pid (in our PID namespace) of the process behind a pidfd, from its
-/// fdinfo (`Pid:`): -1 when it has exited.
-pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<i32> {
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
 }
 
 /// F_SETOWN_EX (`fcntl`) or an owner-setting `ioctl` with `arg` copied from

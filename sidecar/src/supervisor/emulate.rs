@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::target::{Creds, Target};
+use super::target::{Creds, Ids, Target};
 use crate::journal::Pending;
 use crate::procfs;
 use crate::resolve;
@@ -146,9 +146,12 @@ pub enum LinkFrom {
 /// The supervisor's own rights, which do not change: read once.
 #[derive(Clone)]
 struct Ours {
-    uid: u32,
-    gid: u32,
+    ids: Ids,
     groups: Vec<u32>,
+    /// Effective, permitted and inheritable capabilities.
+    cap_eff: u64,
+    cap_prm: u64,
+    cap_inh: u64,
     /// CAP_SETUID and CAP_SETGID are effective: a thread can take another's ids.
     can_switch: bool,
 }
@@ -265,20 +268,55 @@ impl ConnectPool {
 }
 
 /// Takes a task's rights on the calling thread, and the supervisor's back.
+///
+/// The task's real, effective and filesystem ids, its groups, and no
+/// capability it does not have: signal permission (kill), an fd owner's
+/// credentials (F_SETOWN), a unix peer's SO_PEERCRED, privileged ports and
+/// every filesystem check then see the task, not the supervisor. The saved
+/// ids stay the supervisor's, which is how the thread gets its own back:
+/// a thread whose saved uid is 0 keeps its permitted capabilities, and
+/// regains the effective ones when its effective uid returns to 0. The raw
+/// syscalls change this thread only (glibc's wrappers would change them all).
 struct Switcher(Ours);
 
 impl Switcher {
     fn as_creds<T>(&self, c: &Creds, f: impl FnOnce() -> T) -> io::Result<T> {
         let ours = &self.0;
-        sys::set_thread_groups(&c.groups)?;
-        sys::set_thread_fs_ids(c.uid, c.gid);
-        let r = f();
-        sys::set_thread_fs_ids(ours.uid, ours.gid);
-        if let Err(e) = sys::set_thread_groups(&ours.groups) {
-            // Left with the workload's groups, this thread has less, not more.
-            eprintln!("nfguard: restoring the supervisor's groups failed: {e}");
+        let ids = c.ids != ours.ids;
+        if ids {
+            sys::set_thread_gids(c.ids.gid[0], c.ids.gid[1])?;
+            if let Err(e) = sys::set_thread_groups(&c.groups)
+                .and_then(|_| sys::set_thread_uids(c.ids.uid[0], c.ids.uid[1]))
+            {
+                self.restore();
+                return Err(e);
+            }
+            sys::set_thread_fs_ids(c.ids.uid[3], c.ids.gid[3]);
         }
+        // None of ours the task lacks: effective = ours & the task's.
+        if let Err(e) = sys::set_thread_caps(ours.cap_eff & c.cap_eff, ours.cap_prm, ours.cap_inh) {
+            self.restore();
+            return Err(e);
+        }
+        let r = f();
+        self.restore();
         Ok(r)
+    }
+
+    /// Takes the supervisor's rights back on this thread.
+    fn restore(&self) {
+        let ours = &self.0;
+        let back = sys::set_thread_uids(ours.ids.uid[0], ours.ids.uid[1])
+            .and_then(|_| sys::set_thread_gids(ours.ids.gid[0], ours.ids.gid[1]))
+            .and_then(|_| sys::set_thread_groups(&ours.groups))
+            .and_then(|_| {
+                sys::set_thread_fs_ids(ours.ids.uid[3], ours.ids.gid[3]);
+                sys::set_thread_caps(ours.cap_eff, ours.cap_prm, ours.cap_inh)
+            });
+        if let Err(e) = back {
+            // Left with the task's rights, this thread has less, not more.
+            eprintln!("nfguard: restoring the supervisor's rights on a thread failed: {e}");
+        }
     }
 
     /// Runs `f` with `creds` (ours when None).
@@ -316,19 +354,30 @@ impl Emulator {
         self.ours.get_or_init(|| {
             // CAP_SETGID is capability 6, CAP_SETUID 7 (linux/capability.h).
             let caps = (1u64 << 6) | (1u64 << 7);
-            match procfs::read_status(std::process::id() as i32) {
-                Some(s) => Ours {
-                    uid: s.uid[3],
-                    gid: s.gid[3],
+            let me = std::process::id() as i32;
+            match (procfs::read_status(me), sys::capget(me)) {
+                (Some(s), Ok((eff, prm, inh))) => Ours {
+                    ids: Ids {
+                        uid: s.uid,
+                        gid: s.gid,
+                    },
                     groups: s.groups,
-                    can_switch: s.cap_eff & caps == caps,
+                    cap_eff: eff,
+                    cap_prm: prm,
+                    cap_inh: inh,
+                    can_switch: eff & caps == caps,
                 },
                 // Unknown: compare against ids no task has, and never switch, so
                 // every emulated call for another user is refused.
-                None => Ours {
-                    uid: u32::MAX,
-                    gid: u32::MAX,
+                _ => Ours {
+                    ids: Ids {
+                        uid: [u32::MAX; 4],
+                        gid: [u32::MAX; 4],
+                    },
                     groups: Vec::new(),
+                    cap_eff: 0,
+                    cap_prm: 0,
+                    cap_inh: 0,
                     can_switch: false,
                 },
             }
@@ -336,9 +385,9 @@ impl Emulator {
     }
 
     /// The rights an emulated call must run with, when they are not ours: the
-    /// calling thread's fsuid, fsgid and supplementary groups. An error when
-    /// they cannot be read, or differ from ours and we cannot switch: the call
-    /// must then not be made with our rights.
+    /// calling thread's ids and groups, and none of our capabilities it lacks.
+    /// An error when they cannot be read, or differ from ours and we cannot
+    /// switch: the call must then not be made with our rights.
     pub fn creds_for(&self, target: &Target<'_>) -> io::Result<Option<Creds>> {
         target
             .creds
@@ -353,40 +402,75 @@ impl Emulator {
     fn find_creds(&self, target: &Target<'_>) -> io::Result<Option<Creds>> {
         let ours = self.ours();
         // PIDFD_GET_INFO (linux 6.13) gives the ids without formatting all of
-        // /proc/<tid>/status, which costs more than the rest of the call; the
-        // common case (the sidecar runs with the NF's uid and gid) stops here.
+        // /proc/<tid>/status, which costs more than the rest of the call.
+        let mut ids = None;
         if !self.no_pidfd_info.load(Ordering::Relaxed) {
-            let ids = target
+            let info = target
                 .pidfd()
                 .map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))
-                .and_then(sys::pidfd_fs_ids);
-            match ids {
-                Ok(ids) if ids == (ours.uid, ours.gid) => return Ok(None),
-                Ok(_) => {}
+                .and_then(sys::pidfd_info);
+            match info {
+                Ok(i) => {
+                    ids = Some(Ids {
+                        uid: [i.ruid, i.euid, i.suid, i.fsuid],
+                        gid: [i.rgid, i.egid, i.sgid, i.fsgid],
+                    })
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(e),
                 Err(_) => self.no_pidfd_info.store(true, Ordering::Relaxed),
             }
         }
-        let st = target
-            .status()
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-        let (uid, gid) = (st.uid[3], st.gid[3]);
-        if (uid, gid) == (ours.uid, ours.gid) {
+        let ids = match ids {
+            Some(i) => i,
+            None => {
+                let st = target
+                    .status()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+                Ids {
+                    uid: st.uid,
+                    gid: st.gid,
+                }
+            }
+        };
+        // Capabilities: only ours can be too many (a supervisor with none has
+        // nothing to give away, and saves the call).
+        let cap_eff = if ours.cap_eff == 0 {
+            0
+        } else {
+            sys::capget(target.tid())?.0
+        };
+        // The saved ids are not the task's business: they are how a thread
+        // gets its own back.
+        let same = |a: [u32; 4], b: [u32; 4]| (a[0], a[1], a[3]) == (b[0], b[1], b[3]);
+        let same_ids = same(ids.uid, ours.ids.uid) && same(ids.gid, ours.ids.gid);
+        if same_ids && ours.cap_eff & !cap_eff == 0 {
             return Ok(None);
         }
-        if !ours.can_switch {
+        if !same_ids && !ours.can_switch {
             if !self.said_cannot_switch.swap(true, Ordering::Relaxed) {
                 eprintln!(
-                    "nfguard: the workload runs as uid {uid} gid {gid} and the supervisor as uid {} gid {} without CAP_SETUID and CAP_SETGID: allowed writes, creates, unlinks and binds are refused in enforce mode rather than made with the supervisor's rights; run the sidecar with the workload's runAsUser and runAsGroup",
-                    ours.uid, ours.gid
+                    "nfguard: the workload runs as uid {} gid {} and the supervisor as uid {} gid {} without CAP_SETUID and CAP_SETGID: allowed writes, creates, unlinks, binds and signals are refused in enforce mode rather than made with the supervisor's rights; run the sidecar with the workload's runAsUser and runAsGroup",
+                    ids.uid[1], ids.gid[1], ours.ids.uid[1], ours.ids.gid[1]
                 );
             }
             return Err(io::Error::from_raw_os_error(libc::EACCES));
         }
+        let groups = if same_ids {
+            ours.groups.clone()
+        } else {
+            target
+                .status()
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?
+                .groups
+                .clone()
+        };
         Ok(Some(Creds {
-            uid,
-            gid,
-            groups: st.groups.clone(),
+            ids: Ids {
+                uid: [ids.uid[0], ids.uid[1], ours.ids.uid[2], ids.uid[3]],
+                gid: [ids.gid[0], ids.gid[1], ours.ids.gid[2], ids.gid[3]],
+            },
+            groups,
+            cap_eff,
         }))
     }
 
@@ -418,8 +502,8 @@ impl Emulator {
     /// that cannot take the task's rights is refused later anyway).
     pub fn as_caller<T>(&self, target: &Target<'_>, f: impl FnOnce() -> T) -> T {
         if !self.ours().can_switch {
-            // Nothing to switch to (and nothing to fear from our own rights
-            // beyond the task's when we cannot even switch: no CAP_SETUID).
+            // Nothing to switch to: without CAP_SETUID the supervisor has no
+            // rights over files beyond its uid's (the sidecar runs as the NF's).
             return f();
         }
         match self.creds_for(target) {
@@ -519,7 +603,14 @@ impl Emulator {
                 }
             }
             Emulation::Bind { sock, addr, holds } => {
-                let r = self.with_creds(creds(), || sys::bind_raw(sock.as_fd(), &addr));
+                // A unix socket file takes the binder's umask; this thread's is 0.
+                let mask = umask();
+                let r = self.with_creds(creds(), || {
+                    sys::set_umask(mask);
+                    let r = sys::bind_raw(sock.as_fd(), &addr);
+                    sys::set_umask(0);
+                    r
+                });
                 drop(holds);
                 reply.result(r)
             }
@@ -620,19 +711,26 @@ impl Emulator {
                 sig,
                 info,
                 flags,
-            } => reply.result(sys::pidfd_send_signal(
-                pidfd.as_fd(),
-                sig,
-                info.as_deref(),
-                flags,
-            )),
+            } => reply.result(self.with_creds(creds(), || {
+                // With the task's ids: the kernel checks a signal's permission
+                // against its sender's.
+                sys::pidfd_send_signal(pidfd.as_fd(), sig, info.as_deref(), flags)
+            })),
             Emulation::SetOwner {
                 fd,
                 cmd,
                 ioctl,
                 arg,
-            } => reply.result(sys::set_owner_raw(fd.as_fd(), cmd, ioctl, &arg)),
-            Emulation::Listen { sock, backlog } => reply.result(sys::listen(sock.as_fd(), backlog)),
+            } => reply.result(self.with_creds(creds(), || {
+                // The owner's credentials are the setter's: they decide whom
+                // its SIGIO may reach.
+                sys::set_owner_raw(fd.as_fd(), cmd, ioctl, &arg)
+            })),
+            // A unix listener's clients see the credentials of the task that
+            // listened (SO_PEERCRED is taken at listen): the task's ids, then.
+            Emulation::Listen { sock, backlog } => {
+                reply.result(self.with_creds(creds(), || sys::listen(sock.as_fd(), backlog)))
+            }
         }
     }
 }

@@ -25,6 +25,9 @@ use crate::event::Category;
 use crate::procfs;
 use crate::sys;
 
+/// pidfd_send_signal's flag that signals the target's whole process group (linux 6.9).
+const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 4;
+
 /// F_OWNER_PID, F_OWNER_PGRP (linux/fcntl.h; F_OWNER_TID is 0).
 const F_OWNER_PID: i32 = 1;
 const F_OWNER_PGRP: i32 = 2;
@@ -46,8 +49,11 @@ fn reaches_nfguard(t: &Target<'_>, scope: &Scope<'_>, pid: i32) -> Option<String
                 format!("the caller's process group {group}, which holds nfguard's processes")
             })
         }
-        p if p < 0 => (scope.nfguard_group)(-p)
-            .then(|| format!("process group {}, which holds nfguard's processes", -p)),
+        // i32::MIN has no group (the kernel answers ESRCH): nothing to reach.
+        p if p < 0 => p.checked_neg().and_then(|g| {
+            (scope.nfguard_group)(g)
+                .then(|| format!("process group {g}, which holds nfguard's processes"))
+        }),
         // A tid names its process too.
         p => thread_of_nfguard(scope, p),
     }
@@ -82,7 +88,9 @@ pub fn signal(
             flags,
         } => {
             let pidfd = t.take_fd(fd)?;
-            let pid = sys::pidfd_pid(pidfd.as_fd())
+            // A thread pidfd names a thread of its process, and a /proc/<pid>
+            // directory fd is a pidfd to this call too: judged by the process.
+            let (pid, _) = sys::pidfd_target(pidfd.as_fd())
                 .map_err(|e| Failure::theirs("read the pidfd's process", e))?;
             let info = match info {
                 Ptr(0) => None,
@@ -94,10 +102,15 @@ pub fn signal(
                 info,
                 flags,
             });
-            (
-                (scope.is_nfguard)(pid).then(|| format!("nfguard's own process {pid}")),
-                sig,
-            )
+            let group = (flags & PIDFD_SIGNAL_PROCESS_GROUP != 0)
+                .then(|| procfs::read_pgrp(pid))
+                .flatten();
+            let who = match group {
+                Some(g) => (scope.nfguard_group)(g)
+                    .then(|| format!("process group {g}, which holds nfguard's processes")),
+                None => thread_of_nfguard(scope, pid),
+            };
+            (who, sig)
         }
     };
     // Signal 0 only asks whether the target exists.
@@ -137,7 +150,7 @@ pub fn set_owner(
         let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
         // FIOSETOWN and SIOCSPGRP take F_SETOWN's convention: -pgrp for a group.
         let (kind, pid) = if v < 0 {
-            (F_OWNER_PGRP, -v)
+            (F_OWNER_PGRP, v.checked_neg().unwrap_or(0))
         } else {
             (F_OWNER_PID, v)
         };
@@ -150,7 +163,7 @@ pub fn set_owner(
     } else {
         let v = arg as u32 as i32;
         if v < 0 {
-            (F_OWNER_PGRP, -v, None)
+            (F_OWNER_PGRP, v.checked_neg().unwrap_or(0), None)
         } else {
             (F_OWNER_PID, v, None)
         }

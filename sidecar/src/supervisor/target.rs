@@ -161,12 +161,21 @@ pub fn read_argv<M: Memory>(m: &M, addr: u64) -> Vec<String> {
     argv
 }
 
+/// A thread's user and group ids: real, effective, saved, filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: [u32; 4],
+    pub gid: [u32; 4],
+}
+
 /// The rights of a workload's thread, for what the supervisor does for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Creds {
-    pub uid: u32,
-    pub gid: u32,
+    /// Real, effective, saved (the supervisor's own, to get back), filesystem.
+    pub ids: Ids,
     pub groups: Vec<u32>,
+    /// The task's effective capabilities.
+    pub cap_eff: u64,
 }
 
 /// The task of one notification.
