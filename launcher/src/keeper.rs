@@ -559,13 +559,16 @@ impl Keeper<'_> {
     }
 
     /// Sends `sig` to every task left of the workload: each traced task (kill
-    /// with a thread's id signals its whole process), and the workload's
-    /// process group (all there is to go by when untraced).
+    /// with a thread's id signals its whole process); untraced, the
+    /// workload's process group, all there is to go by (once the group is
+    /// empty its id may be reused, so only while we still have children).
     fn signal_rest(&self, sig: c_int) {
         for &tid in &self.tracees {
             sys::kill(tid, sig);
         }
-        sys::kill(-self.child, sig);
+        if !self.traced && !self.no_children {
+            sys::kill(-self.child, sig);
+        }
     }
 
     fn drain_tick(&mut self) {
