@@ -93,6 +93,7 @@ pub fn exec(
             &file,
             root.as_deref(),
             || procfs::read_link(t.tid(), "cwd"),
+            scope.inside_execs,
         )
         .map_err(|e| Failure::ours("record the program checked for the exec stop", e))?;
         req.ticket = Some(ticket);

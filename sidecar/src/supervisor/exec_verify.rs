@@ -45,6 +45,7 @@ use std::sync::Mutex;
 use nfguard_common::Mode;
 use serde::{Deserialize, Serialize};
 
+use super::ledger::InsideExecs;
 use crate::event::Kind;
 use crate::keeper_link::ExecStop;
 use crate::model::{Model, Observation};
@@ -106,26 +107,32 @@ const BINPRM_BUF: usize = 256;
 impl Ticket {
     /// The ticket for `program` (real path `real`, held by `file`), run by
     /// a task whose root is `root` and cwd (for a relative interpreter)
-    /// `cwd()`.
+    /// `cwd()`. Reading a `#!` line opens the file, which the exec-session
+    /// watcher sees (inotify `IN_OPEN`): each read is noted in `reads` first,
+    /// as an open of nfguard's own for an inside exec.
     pub fn new(
         parent: String,
         real: String,
         file: &OwnedFd,
         root: Option<&Root>,
         cwd: impl Fn() -> Option<String>,
+        reads: &InsideExecs,
     ) -> io::Result<Ticket> {
         let ident = Ident::of(file)?;
         let mut script = None;
-        if let Some((first, has_arg)) = shebang(file) {
+        if let Some((first, has_arg)) = shebang(file, &real, reads) {
             let mut path_index = 1 + usize::from(has_arg);
             let mut next = Some(first);
             let mut interpreter = None;
             for _ in 0..MAX_INTERPRETERS {
                 let Some(interp) = next.take() else { break };
-                let Some(fd) = root.and_then(|r| resolve_in(r, &interp, &cwd)) else {
+                let Some((r, fd)) =
+                    root.and_then(|r| resolve_in(r, &interp, &cwd).map(|fd| (r, fd)))
+                else {
                     break;
                 };
-                match shebang(&fd) {
+                let name = r.real_path(&fd).unwrap_or_default();
+                match shebang(&fd, &name, reads) {
                     Some((further, arg)) => {
                         path_index += 1 + usize::from(arg);
                         next = Some(further);
@@ -161,9 +168,17 @@ fn resolve_in(root: &Root, path: &str, cwd: &impl Fn() -> Option<String>) -> Opt
 }
 
 /// The interpreter a `#!` file names, and whether the line has an argument;
-/// None for anything else (or a file we cannot read).
-fn shebang(file: &OwnedFd) -> Option<(String, bool)> {
-    let f = resolve::reopen(file, libc::O_RDONLY).ok()?;
+/// None for anything else (or a file we cannot read). `name` is the file's
+/// real path, noted in `reads` before the open (retracted if it fails).
+fn shebang(file: &OwnedFd, name: &str, reads: &InsideExecs) -> Option<(String, bool)> {
+    reads.note(name);
+    let f = match resolve::reopen(file, libc::O_RDONLY) {
+        Ok(f) => f,
+        Err(_) => {
+            reads.take(name, std::time::Instant::now());
+            return None;
+        }
+    };
     let mut buf = [0u8; BINPRM_BUF];
     let mut n = 0;
     let mut f = File::from(f);
@@ -614,6 +629,7 @@ mod tests {
             &fd,
             Some(&root),
             || Some("/".into()),
+            &InsideExecs::default(),
         )
         .unwrap()
     }

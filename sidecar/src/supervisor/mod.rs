@@ -387,6 +387,7 @@ impl Handler<'_> {
             is_nfguard: &is_nfguard,
             nfguard_group: &nfguard_group,
             traced: self.listener.traced,
+            inside_execs: &self.shared.inside_execs,
         };
         match inspect::inspect(&call, (rule.name, rule.why), &target, &scope) {
             Ok(req) => {

@@ -102,6 +102,9 @@ pub struct Scope<'a> {
     /// The keeper traces the workload: each exec is checked again at its
     /// exec stop on what the kernel loaded (`exec_verify`).
     pub traced: bool,
+    /// Where nfguard's own reads of a program (a `#!` line) are noted, so the
+    /// exec-session watcher does not take them for execs from outside.
+    pub inside_execs: &'a super::ledger::InsideExecs,
 }
 
 /// The step every path failure names.
