@@ -14,6 +14,9 @@ pub struct Report {
     pub version: u32,
     pub machine: Machine,
     pub syscalls: Option<Syscalls>,
+    /// What the keeper's ptrace follower costs (exec and fork latency).
+    #[serde(default)]
+    pub trace: Option<TraceCost>,
     pub nginx: Option<Server>,
     pub webhook: Option<Webhook>,
     pub memory: Memory,
@@ -75,6 +78,34 @@ pub struct OpResult {
 
 impl Syscalls {
     pub fn get(&self, op: &str, config: &str) -> Option<&OpResult> {
+        self.results
+            .iter()
+            .find(|r| r.op == op && r.config == config)
+    }
+}
+
+/// Exec, fork and thread latency with and without the keeper's ptrace
+/// follower, every configuration in the same run, rounds interleaved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceCost {
+    pub rounds: usize,
+    pub configs: Vec<String>,
+    pub results: Vec<TraceResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceResult {
+    pub op: String,
+    pub config: String,
+    pub summary: Summary,
+    /// Median over the native median of the same op.
+    pub ratio_native: Option<f64>,
+    /// For a traced configuration: median over the same mode untraced.
+    pub ratio_untraced: Option<f64>,
+}
+
+impl TraceCost {
+    pub fn get(&self, op: &str, config: &str) -> Option<&TraceResult> {
         self.results
             .iter()
             .find(|r| r.op == op && r.config == config)
@@ -154,6 +185,50 @@ fn ratio(r: Option<f64>) -> String {
 fn kib(k: Option<u64>) -> String {
     k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
         .unwrap_or_else(|| "not measured".into())
+}
+
+/// The ptrace follower's cost: one row per op, one column per configuration.
+fn render_trace(s: &mut String, t: &TraceCost) {
+    let _ = writeln!(
+        s,
+        "The keeper's ptrace follower: latency in microseconds, median / p99 ({} interleaved rounds, samples pooled). Ratios: over native (xN) and, traced, over the same mode untraced (xU).\n",
+        t.rounds
+    );
+    let mut header = "| op |".to_string();
+    let mut rule = "| --- |".to_string();
+    for c in &t.configs {
+        let _ = write!(header, " {c} |");
+        rule.push_str(" --- |");
+    }
+    let _ = writeln!(s, "{header}\n{rule}");
+    let mut ops: Vec<&str> = Vec::new();
+    for x in &t.results {
+        if !ops.contains(&x.op.as_str()) {
+            ops.push(&x.op);
+        }
+    }
+    for op in ops {
+        let _ = write!(s, "| {op} |");
+        for c in &t.configs {
+            match t.get(op, c) {
+                Some(x) => {
+                    let mut cell =
+                        format!("{} / {}", us(x.summary.median_ns), us(x.summary.p99_ns));
+                    if c != "native" {
+                        let _ = write!(cell, " ({}N", ratio(x.ratio_native).trim_end_matches('x'));
+                        if let Some(u) = x.ratio_untraced {
+                            let _ = write!(cell, ", {}U", ratio(Some(u)).trim_end_matches('x'));
+                        }
+                        cell.push(')');
+                    }
+                    let _ = write!(s, " {cell} |");
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push('\n');
 }
 
 /// The report as Markdown tables.
@@ -238,6 +313,9 @@ pub fn render(r: &Report) -> String {
         }
         let ev: Vec<String> = sc.events.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(s, "\nEvents written during the runs: {}.\n", ev.join(", "));
+    }
+    if let Some(t) = &r.trace {
+        render_trace(&mut s, t);
     }
     if let Some(n) = &r.nginx {
         let _ = writeln!(
@@ -363,6 +441,26 @@ mod tests {
                     any_filter_ratio: Some(1.003),
                 }],
             }),
+            trace: Some(TraceCost {
+                rounds: 2,
+                configs: vec!["native".into(), "learn".into(), "learn-traced".into()],
+                results: vec![
+                    TraceResult {
+                        op: "fork".into(),
+                        config: "native".into(),
+                        summary: sum,
+                        ratio_native: Some(1.0),
+                        ratio_untraced: None,
+                    },
+                    TraceResult {
+                        op: "fork".into(),
+                        config: "learn-traced".into(),
+                        summary: sum,
+                        ratio_native: Some(2.5),
+                        ratio_untraced: Some(2.0),
+                    },
+                ],
+            }),
             nginx: Some(Server {
                 tool: "wrk".into(),
                 rounds: 1,
@@ -406,6 +504,10 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| enforce / native | 0.990 |"), "{table}");
+        assert!(
+            table.contains("| fork | 0.80 / 1.50 | - | 0.80 / 1.50 (2.50N, 2.00U) |"),
+            "{table}"
+        );
         assert!(table.contains("8.8 MiB"), "{table}");
     }
 }

@@ -17,6 +17,8 @@ const OPS: &[&str] = &[
     "openat-write",
     "connect",
     "execve",
+    "fork",
+    "thread",
 ];
 
 fn sink() -> u16 {
@@ -47,7 +49,8 @@ fn load_args(dir: &std::path::Path, port: u16, ops: &str) -> Vec<String> {
 fn load_binary_prints_every_sample_of_every_op_and_the_parser_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let port = sink();
-    let ops = "clock:200,getppid:200,open-ro:100,openat-write:50,connect:20,execve:3";
+    let ops =
+        "clock:200,getppid:200,open-ro:100,openat-write:50,connect:20,execve:3,fork:20,thread:20";
     let out = Command::new(LOAD)
         .args(load_args(dir.path(), port, ops))
         .output()
@@ -65,6 +68,8 @@ fn load_binary_prints_every_sample_of_every_op_and_the_parser_reads_them() {
         ("openat-write", 50),
         ("connect", 20),
         ("execve", 3),
+        ("fork", 20),
+        ("thread", 20),
     ] {
         assert_eq!(m[op].len(), n, "{op}");
         let s = stats::summarize(&m[op]);

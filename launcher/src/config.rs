@@ -6,8 +6,13 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-/// Version of the keeper -> supervisor hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the keeper <-> supervisor protocol: the hello, then (2) exec
+/// stops and their verdicts as JSON lines on the same connection.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// How long the rest of the workload gets between SIGTERM and SIGKILL once
+/// the command has exited (`--grace`).
+pub const DEFAULT_GRACE_MS: u64 = 5_000;
 
 /// Exit status of the launcher itself when it cannot start the command
 /// (sysexits-like, as shells use 126/127).
@@ -32,6 +37,10 @@ pub struct LaunchConfig {
     pub session: Option<String>,
     /// Exec sessions: the API user who opened the session.
     pub user: Option<String>,
+    /// After the command exits: SIGTERM to what is left, this long, then SIGKILL.
+    pub grace_ms: u64,
+    /// Follow the workload with ptrace (`--no-trace` turns it off).
+    pub trace: bool,
     pub command: Vec<String>,
 }
 
@@ -72,6 +81,7 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
         .unwrap_or("main")
         .to_string();
     let (mut session, mut user) = (None, None);
+    let (mut grace_ms, mut trace) = (DEFAULT_GRACE_MS, true);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -95,6 +105,14 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
                 i += 1;
                 container = args.get(i).ok_or("--container needs a name")?.clone();
             }
+            "--grace" => {
+                i += 1;
+                let d = args.get(i).ok_or("--grace needs a duration")?;
+                grace_ms = parse_millis(d).ok_or_else(|| {
+                    format!("--grace: {d:?} is not a duration (5s, 500ms, 1m, 0)")
+                })?;
+            }
+            "--no-trace" => trace = false,
             "--" => {
                 let command = args[i + 1..].to_vec();
                 if command.is_empty() {
@@ -123,6 +141,8 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
                     container,
                     session,
                     user,
+                    grace_ms,
+                    trace,
                     command,
                 });
             }
@@ -130,7 +150,26 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
         }
         i += 1;
     }
-    Err("usage: nfguard-launch [--socket PATH] [--container NAME] -- CMD [ARGS...]".into())
+    Err(USAGE.into())
+}
+
+/// The launcher's usage line.
+pub const USAGE: &str = "usage: nfguard-launch [--socket PATH] [--container NAME] [--grace DURATION] [--no-trace] -- CMD [ARGS...]";
+
+/// A duration in milliseconds: `0`, or a whole number with `ms`, `s` or `m`.
+pub fn parse_millis(s: &str) -> Option<u64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// `PATH` as the launcher reads it: unset or not UTF-8 counts as unset.
@@ -164,17 +203,35 @@ pub fn resolve_command(cmd: &str, path: Option<&str>) -> Option<Vec<u8>> {
         })
 }
 
+/// What the keeper says about itself in its hello.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeeperState {
+    /// The command's pid.
+    pub child: i32,
+    /// Handovers made before this one.
+    pub handoffs: u32,
+    /// The keeper follows the workload with ptrace: exec stops will come.
+    pub traced: bool,
+    /// The keeper's own executable (`/proc/self/exe`), which a supervisor
+    /// without CAP_SYS_PTRACE cannot read of a non-dumpable keeper.
+    pub exe: Option<String>,
+}
+
 /// The hello the keeper sends with the listener: one JSON object.
-pub fn hello(cfg: &LaunchConfig, child: i32, handoffs: u32) -> String {
+pub fn hello(cfg: &LaunchConfig, k: &KeeperState) -> String {
     let opt = |v: &Option<String>| match v {
         Some(s) => json_string(s),
         None => "null".to_string(),
     };
     format!(
-        "{{\"version\":{PROTOCOL_VERSION},\"container\":{},\"child_pid\":{child},\"handoffs\":{handoffs},\"session\":{},\"user\":{}}}",
+        "{{\"version\":{PROTOCOL_VERSION},\"container\":{},\"child_pid\":{},\"handoffs\":{},\"session\":{},\"user\":{},\"traced\":{},\"exe\":{}}}",
         json_string(&cfg.container),
+        k.child,
+        k.handoffs,
         opt(&cfg.session),
-        opt(&cfg.user)
+        opt(&cfg.user),
+        k.traced,
+        opt(&k.exe)
     )
 }
 
@@ -260,19 +317,50 @@ mod tests {
             &LaunchEnv::default(),
         )
         .unwrap();
-        let h: serde_json::Value = serde_json::from_str(&hello(&c, 42, 1)).unwrap();
+        let k = KeeperState {
+            child: 42,
+            handoffs: 1,
+            traced: true,
+            exe: Some("/nfguard/bin/nfguard-launch".into()),
+        };
+        let h: serde_json::Value = serde_json::from_str(&hello(&c, &k)).unwrap();
         assert_eq!(h["user"], "o\"brien\\\n\u{1f}é");
         assert_eq!(h["session"], "s1");
         assert_eq!(h["version"], PROTOCOL_VERSION);
         assert_eq!(h["child_pid"], 42);
         assert_eq!(h["handoffs"], 1);
         assert_eq!(h["container"], "main");
+        assert_eq!(h["traced"], true);
+        assert_eq!(h["exe"], "/nfguard/bin/nfguard-launch");
         c.user = None;
-        let h: serde_json::Value = serde_json::from_str(&hello(&c, 42, 1)).unwrap();
+        let h: serde_json::Value = serde_json::from_str(&hello(&c, &k)).unwrap();
         assert!(h["user"].is_null());
+        let k = KeeperState {
+            child: 7,
+            ..KeeperState::default()
+        };
         assert_eq!(
-            hello(&c, 7, 0),
-            r#"{"version":1,"container":"main","child_pid":7,"handoffs":0,"session":"s1","user":null}"#
+            hello(&c, &k),
+            r#"{"version":2,"container":"main","child_pid":7,"handoffs":0,"session":"s1","user":null,"traced":false,"exe":null}"#
+        );
+    }
+
+    #[test]
+    fn grace_and_tracing_are_options() {
+        let env = LaunchEnv::default();
+        let c = parse_args(&args(&["--", "x"]), &env).unwrap();
+        assert_eq!((c.grace_ms, c.trace), (DEFAULT_GRACE_MS, true));
+        let c = parse_args(&args(&["--grace", "250ms", "--no-trace", "--", "x"]), &env).unwrap();
+        assert_eq!((c.grace_ms, c.trace), (250, false));
+        for (text, ms) in [("0", Some(0)), ("2s", Some(2_000)), ("1m", Some(60_000))] {
+            assert_eq!(parse_millis(text), ms, "{text}");
+        }
+        for bad in ["", "5", "s", "1h", "-1s", "1.5s", "99999999999999999999m"] {
+            assert_eq!(parse_millis(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_args(&args(&["--grace", "soon", "--", "x"]), &env).unwrap_err(),
+            "--grace: \"soon\" is not a duration (5s, 500ms, 1m, 0)"
         );
     }
 
@@ -295,10 +383,7 @@ mod tests {
         assert_eq!(err(&["--session"]), "--session needs an id");
         assert_eq!(err(&["--socket"]), "--socket needs a path");
         assert_eq!(err(&["--container"]), "--container needs a name");
-        assert_eq!(
-            err(&[]),
-            "usage: nfguard-launch [--socket PATH] [--container NAME] -- CMD [ARGS...]"
-        );
+        assert_eq!(err(&[]), USAGE);
     }
 
     #[test]

@@ -1,21 +1,34 @@
-//! The launcher: `nfguard-launch [--socket PATH] [--container NAME] -- CMD [ARGS...]`.
+//! The launcher: `nfguard-launch [--socket PATH] [--container NAME] [--grace DURATION] [--no-trace] -- CMD [ARGS...]`.
 //!
 //! It is the first process of a monitored container (the kubelet runs it as
 //! the container's command) and it stays there as the *keeper*:
 //!
 //! ```text
-//! keeper (pid 1 of the container)         child
-//!   socketpair, block signals, fork ───────► no_new_privs, seccomp(NEW_LISTENER)
-//!   recv listener  ◄──── SCM_RIGHTS ──────── sendmsg (not notified), close
-//!   connect to the supervisor, hand over     execve(CMD)  ── waits for the supervisor's verdict
+//! keeper (pid 1 of the container)           child
+//!   socketpair, block signals, fork ─────────► dumpable, own process group,
+//!   not dumpable, subreaper                    no_new_privs, seccomp(NEW_LISTENER)
+//!   recv listener  ◄──── SCM_RIGHTS ────────── sendmsg (not notified), close
+//!   PTRACE_SEIZE the child (exec, fork,        read: waits for the keeper
+//!   vfork, clone, exitkill), terminal to it
+//!   "go" ───────────────────────────────────► execve(CMD)  ── waits for the supervisor's verdict
+//!   connect to the supervisor, hand over
 //!   the listener; again after each restart
-//!   reap zombies, forward signals, exit with CMD's status
+//!   every exec stop of the tree: ask the supervisor, resume or SIGKILL
+//!   reap, forward signals; when CMD exits: SIGTERM the rest, grace, SIGKILL,
+//!   reap everything, exit with CMD's status
 //! ```
 //!
 //! Why the keeper holds the listener: if the last fd of a listener closes,
 //! every notified syscall fails with ENOSYS (docs/architecture.md, fact 6). The keeper
 //! outlives supervisor crashes, so those syscalls wait instead, and the
 //! restarted supervisor gets the same listener back.
+//!
+//! Why it traces: see `trace.rs` (an exec is verified on what the kernel
+//! loaded). Why it is not dumpable: the workload runs with its uid, and a
+//! dumpable keeper would let it take the listener (pidfd_getfd) and answer
+//! its own notifications. Why the rest of the tree is ended with the
+//! command: with the keeper gone, its filter's calls would fail with ENOSYS
+//! and nothing would supervise what is left (issue 11, class 7).
 //!
 //! The launcher is copied into arbitrary images, so it is static and small:
 //! this crate is `no_std` (core, alloc and libc only; no nix, no std runtime)
@@ -24,7 +37,9 @@
 //! std's panic and backtrace machinery (gimli, addr2line, demangling) and the
 //! glibc parts its runtime pulls in (sscanf, strtod) out of the binary. The
 //! seccomp program is the policy crate's (`policy/`), compiled from its table
-//! when that crate is built: [`FILTER`] is plain data. It starts no thread.
+//! when that crate is built: [`FILTER`] is plain data. It starts no thread:
+//! everything (signals, wait statuses, the supervisor's connection) goes
+//! through one poll loop that never blocks on the supervisor.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -32,6 +47,7 @@ extern crate alloc;
 mod config;
 mod keeper;
 mod sys;
+mod trace;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));
@@ -43,11 +59,13 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::{c_char, c_int, c_void, CStr};
 
 pub use config::{
-    hello, json_string, parse_args, resolve_command, LaunchConfig, LaunchEnv, DEFAULT_SOCKET,
-    ENV_CONTAINER, ENV_SOCKET, EXIT_NOT_FOUND, EXIT_SETUP, EXIT_USAGE, PROTOCOL_VERSION,
+    hello, json_string, parse_args, parse_millis, resolve_command, KeeperState, LaunchConfig,
+    LaunchEnv, DEFAULT_GRACE_MS, DEFAULT_SOCKET, ENV_CONTAINER, ENV_SOCKET, EXIT_NOT_FOUND,
+    EXIT_SETUP, EXIT_USAGE, PROTOCOL_VERSION, USAGE,
 };
 /// The seccomp program the launcher installs (`nfguard_policy::PROGRAM`).
 pub use nfguard_policy::PROGRAM as FILTER;
+pub use trace::{exec_line, parse_verdict, Verdict};
 
 /// Exit status after a panic (what Rust's runtime returns).
 pub const EXIT_PANIC: i32 = 101;

@@ -560,6 +560,198 @@ pub fn exit(code: c_int) -> ! {
     unsafe { libc::exit(code) }
 }
 
+/// `prctl(PR_SET_DUMPABLE, on)`. A non-dumpable process cannot be reached
+/// by a process of the same uid without CAP_SYS_PTRACE: no ptrace, no
+/// pidfd_getfd, no process_vm_readv/writev, no /proc/<pid>/{fd,mem,environ}
+/// (ptrace(2), "Ptrace access mode checking"). exec makes a process dumpable
+/// again (unless it changes credentials), so this lasts until the next exec.
+pub fn set_dumpable(on: bool) -> Result<(), IoError> {
+    // SAFETY: prctl with integer arguments only.
+    ok_or_io(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, c_int::from(on), 0, 0, 0) })
+}
+
+/// `setpgid(pid, pgid)`.
+pub fn setpgid(pid: libc::pid_t, pgid: libc::pid_t) -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::setpgid(pid, pgid) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// `getpgrp()`: this process's group.
+pub fn getpgrp() -> libc::pid_t {
+    // SAFETY: getpgrp takes no argument and cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
+/// The foreground process group of the terminal on `fd`, if `fd` is a terminal.
+pub fn foreground_group(fd: c_int) -> Option<libc::pid_t> {
+    // SAFETY: isatty and tcgetpgrp take an integer only.
+    unsafe {
+        if libc::isatty(fd) != 1 {
+            return None;
+        }
+        let pg = libc::tcgetpgrp(fd);
+        (pg > 0).then_some(pg)
+    }
+}
+
+/// Makes `pgid` the foreground group of the terminal on `fd`. SIGTTOU is
+/// blocked for the call: a process of a background group that calls
+/// tcsetpgrp gets SIGTTOU (stop) unless it blocks or ignores it (this is
+/// how shells take the terminal back from a finished job).
+pub fn set_foreground_group(fd: c_int, pgid: libc::pid_t) -> Result<(), Errno> {
+    let mut ttou = SigSet::empty();
+    ttou.add(libc::SIGTTOU);
+    // SAFETY: sigset_t is plain data, filled by the kernel.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: valid sigset pointers we own.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &ttou.0, &mut old) };
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::tcsetpgrp(fd, pgid) };
+    let err = Errno::last();
+    // SAFETY: restores the mask saved above (no SIGTTOU is left pending: the
+    // kernel sends none to a caller that blocks it, tty_check_change).
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    if r < 0 {
+        Err(err)
+    } else {
+        Ok(())
+    }
+}
+
+/// `kill(pid, sig)`, with its result.
+pub fn try_kill(pid: libc::pid_t, sig: c_int) -> Result<(), Errno> {
+    // SAFETY: kill takes integers only.
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// The ptrace requests and options the keeper uses (linux/ptrace.h).
+pub mod ptrace {
+    pub const SEIZE: libc::c_uint = 0x4206;
+    pub const LISTEN: libc::c_uint = 0x4208;
+    pub const CONT: libc::c_uint = 7;
+    pub const GETEVENTMSG: libc::c_uint = 0x4201;
+    pub const O_TRACEFORK: libc::c_ulong = 1 << 1;
+    pub const O_TRACEVFORK: libc::c_ulong = 1 << 2;
+    pub const O_TRACECLONE: libc::c_ulong = 1 << 3;
+    pub const O_TRACEEXEC: libc::c_ulong = 1 << 4;
+    pub const O_EXITKILL: libc::c_ulong = 1 << 20;
+    pub const EVENT_FORK: i32 = 1;
+    pub const EVENT_VFORK: i32 = 2;
+    pub const EVENT_CLONE: i32 = 3;
+    pub const EVENT_EXEC: i32 = 4;
+    pub const EVENT_STOP: i32 = 128;
+}
+
+fn ptrace_raw(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> Result<(), Errno> {
+    // SAFETY: the requests used here (SEIZE, CONT, LISTEN) take integers in
+    // addr and data; GETEVENTMSG's data is a pointer, passed by
+    // `ptrace_event_msg` to a c_ulong it owns.
+    if unsafe { libc::ptrace(req, pid, addr, data) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// `PTRACE_SEIZE` with `options`: attaches without stopping the task.
+pub fn ptrace_seize(pid: libc::pid_t, options: libc::c_ulong) -> Result<(), Errno> {
+    ptrace_raw(ptrace::SEIZE, pid, 0, options as usize)
+}
+
+/// `PTRACE_CONT`, delivering `sig` (0: none).
+pub fn ptrace_cont(pid: libc::pid_t, sig: c_int) -> Result<(), Errno> {
+    ptrace_raw(ptrace::CONT, pid, 0, sig as usize)
+}
+
+/// `PTRACE_LISTEN`: a tracee in group-stop stays stopped but is not ptrace-
+/// stopped any more, so SIGCONT (or a new event) wakes it as if untraced.
+pub fn ptrace_listen(pid: libc::pid_t) -> Result<(), Errno> {
+    ptrace_raw(ptrace::LISTEN, pid, 0, 0)
+}
+
+/// `PTRACE_GETEVENTMSG`: the new task's tid at a fork/vfork/clone stop, the
+/// former tid at an exec stop.
+pub fn ptrace_event_msg(pid: libc::pid_t) -> Result<libc::c_ulong, Errno> {
+    let mut msg: libc::c_ulong = 0;
+    ptrace_raw(
+        ptrace::GETEVENTMSG,
+        pid,
+        0,
+        &mut msg as *mut libc::c_ulong as usize,
+    )?;
+    Ok(msg)
+}
+
+/// Sets O_NONBLOCK on `fd`.
+pub fn set_nonblocking(fd: &Fd) -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    let flags = unsafe { libc::fcntl(fd.raw(), libc::F_GETFL) };
+    // SAFETY: integer arguments only.
+    if flags < 0 || unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// `send(fd, bytes, MSG_NOSIGNAL | MSG_DONTWAIT)`: how many bytes went.
+pub fn send_some(fd: &Fd, bytes: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `bytes` is readable memory of the length given.
+    let n = unsafe {
+        libc::send(
+            fd.raw(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Writes all of `bytes` to `fd` (a socketpair end: one small message).
+pub fn write_all(fd: &Fd, bytes: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `bytes` is readable memory of the length given.
+    let n = unsafe { libc::write(fd.raw(), bytes.as_ptr().cast(), bytes.len()) };
+    if n < 0 {
+        Err(Errno::last())
+    } else if n as usize != bytes.len() {
+        Err(Errno(libc::EMSGSIZE))
+    } else {
+        Ok(())
+    }
+}
+
+/// `readlink("/proc/self/exe")`: this program's path, as the kernel names it.
+pub fn own_exe() -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `buf` is writable memory of the length given; the path is a
+    // NUL-terminated literal.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n <= 0 || n as usize >= buf.len() {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,10 @@
 //!   `console_link`: the sync with nfguard-console (its wire types in
 //!   `console_wire`, the supervisor's per-item counts in `observed`);
 //! - `supervisor`: the notification loop and its layers (decode, inspect,
-//!   decide, emulate, exec); the policy itself is the `nfguard-policy` crate;
+//!   decide, emulate, exec; exec stops of a tracing keeper checked in
+//!   `exec_verify`); the policy itself is the `nfguard-policy` crate;
+//! - `keeper_link`: the keeper connection's protocol after the hello (exec
+//!   stops in, verdicts out);
 //! - `fanout`: where events go (writer, rings, metrics, sinks); `sinks`: the
 //!   notifying sinks; `timeline`, `metrics`;
 //! - `event`, `model`: the events and the learned model (leaves);
@@ -26,6 +29,7 @@ pub mod console_wire;
 pub mod event;
 pub mod fanout;
 pub(crate) mod journal;
+pub mod keeper_link;
 pub mod launch;
 pub(crate) mod metrics;
 pub mod model;

@@ -473,7 +473,7 @@ impl Watcher {
                 continue;
             }
             self.watched_roots.push(pid);
-            let Ok(root) = resolve::Root::of(pid) else {
+            let Ok(root) = resolve::Root::of(keeper_view(pid)) else {
                 continue;
             };
             let mut watched: Vec<String> = Vec::new();
@@ -1041,12 +1041,29 @@ fn comm_of(pid: i32) -> Option<String> {
     Some(text.get(open + 1..close)?.to_string())
 }
 
+/// The process to read keeper `pid`'s root and mount namespace from. The
+/// keeper is not dumpable (so the workload cannot reach it): without
+/// CAP_SYS_PTRACE its /proc/<pid>/root and ns/mnt cannot be opened. Its
+/// first child, the command, was forked in the same root and namespace and
+/// is dumpable (its `children` file is readable by anyone).
+fn keeper_view(pid: i32) -> i32 {
+    if procfs::read_link(pid, "ns/mnt").is_some() {
+        return pid;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(pid)
+}
+
 /// The container of `pid`: the keeper whose mount namespace it shares.
 fn container_of(keepers: &BTreeMap<i32, (u64, String)>, pid: i32) -> Option<String> {
     let ns = procfs::read_link(pid, "ns/mnt")?;
     keepers
         .iter()
-        .find(|(k, _)| procfs::read_link(**k, "ns/mnt").as_deref() == Some(ns.as_str()))
+        .find(|(k, _)| {
+            procfs::read_link(keeper_view(**k), "ns/mnt").as_deref() == Some(ns.as_str())
+        })
         .map(|(_, (_, c))| c.clone())
 }
 

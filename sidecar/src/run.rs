@@ -55,6 +55,16 @@ impl SetupError {
     }
 }
 
+/// Makes the supervisor unreachable for the workload it judges, which runs
+/// with the same uid: not dumpable, so no ptrace, no pidfd_getfd of its
+/// listeners, no access to its memory or /proc/<pid>/fd (issue 11, class 1).
+/// A workload with CAP_SYS_PTRACE is not stopped by this (docs/security.md).
+pub fn protect_self() {
+    if let Err(e) = crate::sys::set_dumpable(false) {
+        eprintln!("nfguard: cannot make the supervisor non-dumpable ({e}): the workload could take its listeners");
+    }
+}
+
 /// Loads the model for `mode`: learning may start from nothing, the others may not.
 pub fn load_model(mode: Mode, path: &Path) -> Result<Model, SetupError> {
     match Model::load(path)? {
@@ -135,10 +145,16 @@ pub struct RunOptions {
     pub container: String,
     /// Share the workload's model through nfguard-console (console_link).
     pub console: Option<crate::console_link::LinkConfig>,
+    /// The launcher's `--grace`: how long the rest of the tree has between
+    /// SIGTERM and SIGKILL once the command has exited.
+    pub grace: String,
+    /// The keeper follows the workload with ptrace (the launcher's `--no-trace` when not).
+    pub trace: bool,
 }
 
 /// Runs `command` under the supervisor; returns its exit status.
 pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
+    protect_self();
     // Everything that can be wrong is checked before anything starts.
     // With a console, the mode and model come from it (or its cache): console_link.
     let mut link = opts
@@ -241,11 +257,17 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
             Duration::from_secs(2),
         );
     }
-    let mut child = Command::new(&launcher)
+    let mut launch = Command::new(&launcher);
+    if !opts.trace {
+        launch.arg("--no-trace");
+    }
+    let mut child = launch
         .arg("--socket")
         .arg(&sock_path)
         .arg("--container")
         .arg(&opts.container)
+        .arg("--grace")
+        .arg(&opts.grace)
         .arg("--")
         .args(&opts.command)
         .spawn()
@@ -320,6 +342,7 @@ pub struct SuperviseOptions {
 
 /// Serves keepers on a socket until killed (the sidecar, and the restart test).
 pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
+    protect_self();
     let model = load_model(opts.mode, &opts.model)?;
     let events = open_events(opts.events.as_deref())?;
     if let Some(p) = &opts.sinks {

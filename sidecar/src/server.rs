@@ -26,6 +26,12 @@ pub struct Hello {
     pub session: Option<String>,
     #[serde(default)]
     pub user: Option<String>,
+    /// The keeper traces its workload and will send exec stops (protocol 2).
+    #[serde(default)]
+    pub traced: bool,
+    /// The keeper's own executable, as it reads /proc/self/exe.
+    #[serde(default)]
+    pub exe: Option<String>,
 }
 
 /// Binds the supervisor's socket, replacing a stale one left by a crash.
@@ -41,6 +47,17 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 /// Accepts keepers forever, one listener thread each. Each listener's
 /// in-flight journal lives in `state_dir`.
 pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener, state_dir: &Path) {
+    // Exec tickets outlive this process: an exec let through just before a
+    // crash is verified by the next supervisor (exec_verify.rs).
+    let tickets = state_dir.join(".exec-tickets");
+    shared.own_files.protect(&tickets);
+    shared.own_files.protect(&tickets.with_extension("tmp"));
+    if let Err(e) = shared.exec_tickets.persist(&tickets) {
+        eprintln!(
+            "nfguard: exec tickets kept in memory only ({}: {e}); an exec stop pending across a restart will be refused",
+            tickets.display()
+        );
+    }
     for conn in sock.incoming() {
         match conn {
             Ok(stream) => {
@@ -74,7 +91,7 @@ const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> io::Result<()> {
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
     let (fd, bytes) = launch::recv_fd(stream.as_fd())?;
-    // The connection is then only read to notice the keeper going away.
+    // The connection then carries exec stops and verdicts (keeper_link.rs).
     stream.set_read_timeout(None)?;
     let hello: Hello = serde_json::from_slice(&bytes)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad hello: {e}")))?;
@@ -116,6 +133,8 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         // Keyed by the keeper, which outlives supervisor restarts.
         journal: Some(journal),
         busy_since: Default::default(),
+        traced: hello.traced,
+        keeper_exe: hello.exe,
     };
     supervisor::spawn(Arc::clone(shared), listener)?;
     Ok(())

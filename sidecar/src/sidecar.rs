@@ -298,6 +298,7 @@ pub enum SidecarError {
 
 /// Runs the sidecar until killed.
 pub fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
+    crate::run::protect_self();
     let launcher = crate::run::find_launcher(None)?;
     install_launcher(&launcher, &cfg.shared_dir).map_err(|source| SidecarError::Launcher {
         dir: cfg.shared_dir.clone(),

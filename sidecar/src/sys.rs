@@ -79,6 +79,16 @@ pub fn set_no_new_privs() -> io::Result<()> {
     cvt_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
 }
 
+/// `prctl(PR_SET_DUMPABLE, on)`. Off, a process of the same uid without
+/// CAP_SYS_PTRACE can no longer ptrace this one, take its fds with
+/// pidfd_getfd, read or write its memory (process_vm_*, /proc/<pid>/mem) or
+/// open its /proc/<pid>/fd (ptrace(2), "Ptrace access mode checking"). This
+/// process still reads its own /proc/self.
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    cvt_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_int::from(on), 0, 0, 0) }).map(drop)
+}
+
 /// Makes this process the reaper of orphaned descendants (it is the container's init).
 pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.

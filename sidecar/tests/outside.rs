@@ -371,3 +371,56 @@ fn enforce_deny_kills_an_unlearned_program_of_an_outside_session_before_it_runs(
         pod.outside_events()
     );
 }
+
+/// An exec session wrapped in the launcher (as the injector's exec rule runs `kubectl
+/// exec`): its execs are inside ones, although the supervisor opens each program to read
+/// its `#!` line for the exec stop (the session's keeper traces it). That open of
+/// nfguard's own is noted for the watcher, as the exec's own open is, so neither is taken
+/// for an exec from outside.
+#[test]
+fn inside_execs_are_not_taken_for_outside_ones_when_nfguard_reads_their_programs() {
+    let _one = serial();
+    let pod = Pod::start("alert", Some(EMPTY_MODEL), &[]);
+    let sock = pod.path("s.sock");
+    let session = pod.outside(&[
+        LAUNCHER,
+        "--socket",
+        sock.to_str().unwrap(),
+        "--container",
+        "nf",
+        "--session",
+        "wrapped",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do /usr/bin/id > /dev/null; /usr/bin/which id > /dev/null; done; echo done",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&session.stdout).contains("done"),
+        "{session:?}\nsupervisor: {}",
+        pod.stderr()
+    );
+    // Whatever is still to be settled is settled well within this.
+    std::thread::sleep(Duration::from_secs(2));
+    let events = read_events(&pod.path("e.jsonl"));
+    let outside: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["session"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("outside-"))
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "{outside:#?}\nsupervisor: {}",
+        pod.stderr()
+    );
+    // The session's execs were judged inside, in its own session.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["session"] == "wrapped" && e["path"] == "/usr/bin/id"),
+        "{events:#?}"
+    );
+}

@@ -13,6 +13,10 @@
 //! - `connect`: TCP connect to 127.0.0.1:P — notified (the socket() before it is too, untimed);
 //! - `execve`: fork, then in the child stamp the clock and execve the nop program,
 //!   which reports when its main ran: execve + program start, notified;
+//! - `fork`: fork(2) in the parent (the child _exits at once, reaped untimed):
+//!   under a tracing keeper, the parent's PTRACE_EVENT_FORK stop is in it;
+//! - `thread`: a thread created and joined (std::thread::spawn + join): under
+//!   a tracing keeper, its PTRACE_EVENT_CLONE stop and the thread's first stop;
 //! - `sleep`: sleeps N milliseconds (lets a memory sampler catch the supervisor);
 //! - `ab-getppid`, `ab-open-ro`: the filter's own cost on an unmonitored call,
 //!   paired: N times, a forked child measures a block of calls natively, then
@@ -185,6 +189,25 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                     .with_context(|| format!("nop printed {out:?}"))
             })
         }
+        "fork" => timed(n, warm, || {
+            let t0 = sys::now_ns();
+            let pid = sys::fork_then(|| sys::exit_now(0))?;
+            let t1 = sys::now_ns();
+            let status = sys::wait_pid(pid)?;
+            if status != 0 {
+                bail!("the forked child exited with wait status {status:#x}");
+            }
+            Ok(t1 - t0)
+        }),
+        "thread" => timed(n, warm, || {
+            // Joined before the next sample: between samples the process is
+            // single-threaded again, as the fork of the other ops needs.
+            let t0 = sys::now_ns();
+            std::thread::spawn(|| ())
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread panicked"))?;
+            Ok(sys::now_ns() - t0)
+        }),
         "ab-getppid" | "ab-open-ro" => {
             let inner = name.trim_start_matches("ab-");
             let mut ratios = Vec::with_capacity(n);

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use nfguard_bench::report::{
-    self, Machine, Memory, OpResult, Report, Server, ServerRun, Syscalls, Target, Webhook,
-    WebhookLevel,
+    self, Machine, Memory, OpResult, Report, Server, ServerRun, Syscalls, Target, TraceCost,
+    TraceResult, Webhook, WebhookLevel,
 };
 use nfguard_bench::{refsup, stats, wire, wrk};
 
@@ -31,6 +31,9 @@ struct Args {
     /// Interleaved rounds per syscall configuration.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Interleaved rounds per ptrace-follower configuration.
+    #[arg(long, default_value_t = 5)]
+    trace_rounds: usize,
     /// Interleaved rounds per nginx configuration.
     #[arg(long, default_value_t = 3)]
     nginx_rounds: usize,
@@ -43,7 +46,7 @@ struct Args {
     /// Seconds of load per webhook concurrency level.
     #[arg(long, default_value_t = 5)]
     webhook_seconds: u64,
-    /// Parts to skip: syscalls, nginx, webhook, memory.
+    /// Parts to skip: syscalls, trace, nginx, webhook, memory.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Where nfguard, nfguard-launch, nfguard-injector and the bench binaries are
@@ -111,6 +114,7 @@ fn main() -> Result<()> {
         version: report::REPORT_VERSION,
         machine: machine(),
         syscalls: None,
+        trace: None,
         nginx: None,
         webhook: None,
         memory: Memory::default(),
@@ -118,6 +122,10 @@ fn main() -> Result<()> {
     };
     if !skip("syscalls") {
         report.syscalls = Some(syscalls(&args, &bins).context("syscall latency")?);
+        partial(&args, &report)?;
+    }
+    if !skip("trace") {
+        report.trace = Some(trace_cost(&args, &bins).context("ptrace follower")?);
         partial(&args, &report)?;
     }
     if !skip("nginx") {
@@ -459,6 +467,120 @@ fn syscalls(args: &Args, bins: &Bins) -> Result<Syscalls> {
         configs: CONFIGS.iter().map(|s| s.to_string()).collect(),
         results,
         events,
+    })
+}
+
+// ---------------------------------------------------------------- trace
+
+/// The ptrace follower's configurations: the same supervisor and launcher,
+/// the keeper tracing the workload (`-traced`) or not (`--no-trace`).
+const TRACE_CONFIGS: &[&str] = &[
+    "native",
+    "learn",
+    "learn-traced",
+    "enforce",
+    "enforce-traced",
+];
+
+/// Exec, fork and thread latency with and without the keeper's ptrace
+/// follower (issue 11: the cost of exec verification), in one run.
+fn trace_cost(args: &Args, bins: &Bins) -> Result<TraceCost> {
+    let tmp = tempfile::Builder::new()
+        .prefix("nfguard-bench-trace")
+        .tempdir()?;
+    let d = tmp.path();
+    let n = |base: usize| ((base as f64 * args.scale) as usize).max(10);
+    let ops: Vec<(&str, usize)> =
+        vec![("fork", n(2_000)), ("thread", n(2_000)), ("execve", n(300))];
+    let spec: Vec<String> = ops.iter().map(|(o, k)| format!("{o}:{k}")).collect();
+    let load_args: Vec<String> = vec![
+        "--dir".into(),
+        d.display().to_string(),
+        "--nop".into(),
+        bins.nop.display().to_string(),
+        "--ops".into(),
+        spec.join(","),
+    ];
+    let model = d.join("model.json");
+    let nfguard = |cfg: &str| {
+        let (mode, traced) = match cfg.split_once('-') {
+            Some((m, _)) => (m, true),
+            None => (cfg, false),
+        };
+        let mut c = Command::new(&bins.nfguard);
+        c.args(["run", "--mode", mode, "--model"])
+            .arg(&model)
+            .arg("--events")
+            .arg(d.join(format!("{cfg}.jsonl")))
+            .arg("--launcher")
+            .arg(&bins.launcher);
+        if !traced {
+            c.arg("--no-trace");
+        }
+        c.arg("--").arg(&bins.load).args(&load_args);
+        c
+    };
+    eprintln!("nfguard-bench: trace: learning the load binary's model");
+    // Learned traced and untraced alike (the same calls either way).
+    run_checked(nfguard("learn-traced"), "nfguard run --mode learn")?;
+    let learned = d.join("learned.json");
+    std::fs::copy(&model, &learned)?;
+    let mut pooled: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for round in 0..args.trace_rounds {
+        for k in 0..TRACE_CONFIGS.len() {
+            let cfg = TRACE_CONFIGS[(k + round) % TRACE_CONFIGS.len()];
+            eprintln!(
+                "nfguard-bench: trace round {}/{} {cfg}",
+                round + 1,
+                args.trace_rounds
+            );
+            // Learning runs start from the same model each time.
+            std::fs::copy(&learned, &model)?;
+            let text = if cfg == "native" {
+                let mut c = Command::new(&bins.load);
+                c.args(&load_args);
+                run_checked(c, "load (native)")?
+            } else {
+                run_checked(nfguard(cfg), &format!("load ({cfg})"))?
+            };
+            let want: Vec<&str> = ops.iter().map(|(o, _)| *o).collect();
+            for (op, s) in
+                wire::parse_expecting(&text, &want).with_context(|| format!("config {cfg}"))?
+            {
+                pooled.entry((op, cfg.to_string())).or_default().extend(s);
+            }
+        }
+    }
+    for cfg in ["enforce", "enforce-traced"] {
+        let events = count_lines(&d.join(format!("{cfg}.jsonl")));
+        if events != 0 {
+            bail!("{cfg} wrote {events} events: the load's calls were not all learned");
+        }
+    }
+    let mut results = Vec::new();
+    for (op, _) in &ops {
+        let med = |cfg: &str| {
+            pooled
+                .get(&(op.to_string(), cfg.to_string()))
+                .map(|s| stats::summarize(s))
+        };
+        let native = med("native");
+        for cfg in TRACE_CONFIGS {
+            let Some(summary) = med(cfg) else { continue };
+            let untraced = cfg.strip_suffix("-traced").and_then(&med);
+            results.push(TraceResult {
+                op: op.to_string(),
+                config: cfg.to_string(),
+                summary,
+                ratio_native: native.map(|n| summary.median_ns / n.median_ns),
+                ratio_untraced: untraced.map(|u| summary.median_ns / u.median_ns),
+            });
+        }
+    }
+    Ok(TraceCost {
+        rounds: args.trace_rounds,
+        configs: TRACE_CONFIGS.iter().map(|s| s.to_string()).collect(),
+        results,
     })
 }
 

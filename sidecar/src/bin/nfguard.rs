@@ -42,6 +42,14 @@ enum Cmd {
         /// Serve the HTTP API (health, model, events, timeline, metrics) on this address.
         #[arg(long)]
         api: Option<std::net::SocketAddr>,
+        /// When the command exits, what is left of its process tree gets SIGTERM,
+        /// then SIGKILL after this long (5s, 500ms, 0).
+        #[arg(long, default_value = "5s", value_parser = parse_grace)]
+        grace: String,
+        /// Do not follow the workload with ptrace (to debug it with strace or gdb:
+        /// a task has one tracer). Execs are then checked the weaker way (docs/security.md).
+        #[arg(long)]
+        no_trace: bool,
         /// The console: one model shared by the workload's replicas (docs/console.md).
         #[command(flatten)]
         console: Box<nfguard_sidecar::console_link::ConsoleArgs>,
@@ -119,6 +127,13 @@ fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("{s}: {e}"))
 }
 
+/// A grace period as the launcher takes it (`--grace`, passed through).
+fn parse_grace(s: &str) -> Result<String, String> {
+    nfguard_launcher::parse_millis(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| format!("{s:?} is not a duration (5s, 500ms, 1m, 0)"))
+}
+
 fn parse_period(s: &str) -> Result<std::time::Duration, String> {
     nfguard_common::parse_duration(s).map_err(|e| e.to_string())
 }
@@ -135,6 +150,8 @@ fn main() {
             sinks,
             api,
             console,
+            grace,
+            no_trace,
         } => {
             let link = match console.link_config(mode, &model, &command[0]) {
                 Ok(l) => l,
@@ -153,6 +170,8 @@ fn main() {
                 api,
                 container: console.container.clone(),
                 console: link,
+                grace,
+                trace: !no_trace,
             }) {
                 Ok(code) => code,
                 Err(e) => {

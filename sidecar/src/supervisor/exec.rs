@@ -2,9 +2,12 @@
 //! argv and the file itself), so its allow in enforce mode needs a proof that
 //! what the supervisor checked is what the kernel uses.
 //!
-//! The proof here: no other task can write the memory (and, for an fd exec,
-//! the fd table) the kernel is about to read. See docs/security.md for what it
-//! rests on and where it is weaker.
+//! Under a tracing keeper the proof is a second check on what the kernel
+//! loaded, at the exec stop (`exec_verify`): this stage records the ticket it
+//! will be held to. Under an untraced keeper (ptrace refused) the proof is
+//! the older one: no other task can write the memory (and, for an fd exec,
+//! the fd table) the kernel is about to read. See docs/security.md for what
+//! each rests on and where the second is weaker.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -13,6 +16,7 @@ use std::time::SystemTime;
 use nfguard_common::Mode;
 
 use super::decode::{Base, Ptr};
+use super::exec_verify::Ticket;
 use super::failure::Failure;
 use super::request::{resolve_path, Request, Scope};
 use super::target::{self, Target};
@@ -36,7 +40,7 @@ pub fn exec(
         exe => exe.to_string(),
     };
     let fd_exec = raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0;
-    let (program, meta) = if fd_exec {
+    let (program, meta, file) = if fd_exec {
         // Fileless exec (execveat(fd, "", AT_EMPTY_PATH)): the program is the fd.
         let Base::Fd(fd) = base else {
             return Err(Failure::Target(libc::EBADF));
@@ -44,7 +48,7 @@ pub fn exec(
         let link =
             procfs::read_link(t.tid(), &format!("fd/{fd}")).ok_or(Failure::Target(libc::EBADF))?;
         let file = t.take_fd(fd)?;
-        (link, nix::sys::stat::fstat(file.as_raw_fd()).ok())
+        (link, nix::sys::stat::fstat(file.as_raw_fd()).ok(), file)
     } else {
         if raw.is_empty() {
             return Err(Failure::Target(libc::ENOENT));
@@ -56,7 +60,9 @@ pub fn exec(
         };
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
         match resolve_path(t, scope, &abs, follow)? {
-            Resolved::Existing { fd, real } => (real, nix::sys::stat::fstat(fd.as_raw_fd()).ok()),
+            Resolved::Existing { fd, real } => {
+                (real, nix::sys::stat::fstat(fd.as_raw_fd()).ok(), fd)
+            }
             Resolved::Missing { .. } => return Err(Failure::Target(libc::ENOENT)),
         }
     };
@@ -77,15 +83,31 @@ pub fn exec(
             ));
         }
     }
+    if scope.traced {
+        // What the exec stop will be held to, recorded in every mode: the
+        // mode may become enforce before the stop comes.
+        let root = t.root().ok();
+        let ticket = Ticket::new(
+            parent.clone(),
+            program.clone(),
+            &file,
+            root.as_deref(),
+            || procfs::read_link(t.tid(), "cwd"),
+            scope.inside_execs,
+        )
+        .map_err(|e| Failure::ours("record the program checked for the exec stop", e))?;
+        req.ticket = Some(ticket);
+    }
     req.observations.push(Observation::Exec {
         parent,
         exe: program.clone(),
     });
     req.exec_program = Some(program);
-    if scope.mode == Mode::Enforce {
+    if scope.mode == Mode::Enforce && !scope.traced {
         // execve cannot be emulated: the kernel reads the path again. It is
         // safe to let it do so only if no other task can write the memory
-        // (or, for an fd, the fd table) the kernel is about to read.
+        // (or, for an fd, the fd table) the kernel is about to read. Under a
+        // tracing keeper the exec stop checks what the kernel loaded instead.
         match memory_is_private(t.tid(), fd_exec) {
             Ok(true) => {}
             Ok(false) => {

@@ -18,7 +18,10 @@
 //!   resolves paths in its root, into a [`inspect::Request`];
 //! - `decide`: pure; the mode and the model make a [`decide::Decision`];
 //! - `emulate`: performs an allowed call for the target in enforce mode;
-//! - `exec`: the proof an exec needs, since it cannot be emulated.
+//! - `exec`: the proof an exec needs, since it cannot be emulated;
+//!   `exec_verify`: under a tracing keeper, that proof, made at the exec stop
+//!   on what the kernel loaded (the keeper's connection, `keeper_link`, is
+//!   read by one thread per keeper, started here).
 //!
 //! Rules of the hot path (they are the security argument):
 //! - Every notification gets an answer. A failure to inspect becomes a denial
@@ -30,14 +33,16 @@
 //! - In enforce mode an allow is never a bare `SECCOMP_USER_NOTIF_FLAG_CONTINUE`
 //!   on an argument that lives in the target's memory, because another thread
 //!   can rewrite it after we read it. Instead the supervisor performs the call
-//!   itself on what it checked (`emulate`), or proves that no other task can
-//!   write that memory (`exec`). Arguments passed in registers (socket's
+//!   itself on what it checked (`emulate`), or checks what the kernel loaded
+//!   at the exec stop (`exec_verify`; untraced, proves that no other task can
+//!   write that memory, `exec`). Arguments passed in registers (socket's
 //!   family, type, protocol) cannot change and continue.
 
 pub(crate) mod decide;
 pub(crate) mod decode;
 pub(crate) mod emulate;
 mod exec;
+pub(crate) mod exec_verify;
 pub(crate) mod failure;
 mod files;
 pub(crate) mod inspect;
@@ -96,6 +101,8 @@ pub struct Shared {
     emulator: Emulator,
     /// The listeners being served, for the liveness check.
     listeners: std::sync::Mutex<Vec<std::sync::Weak<Listener>>>,
+    /// What was checked for each exec let through, until its exec stop.
+    pub exec_tickets: exec_verify::ExecTickets,
 }
 
 /// How long one notification may keep its listener busy before the
@@ -111,6 +118,8 @@ pub struct Stats {
     pub denied: AtomicU64,
     pub emulated: AtomicU64,
     pub internal_errors: AtomicU64,
+    /// Exec stops received from tracing keepers.
+    pub exec_stops: AtomicU64,
 }
 
 fn mode_from_u8(v: u8) -> Mode {
@@ -146,6 +155,7 @@ impl Shared {
             own_files: OwnFiles::default(),
             emulator: Emulator::default(),
             listeners: std::sync::Mutex::new(Vec::new()),
+            exec_tickets: Default::default(),
         }
     }
 
@@ -248,6 +258,12 @@ pub struct Listener {
     pub journal: Option<std::path::PathBuf>,
     /// When (monotonic ns) the notification being handled was received; 0 idle.
     pub busy_since: AtomicU64,
+    /// The keeper follows the workload with ptrace and sends exec stops
+    /// (keeper_link.rs): an exec is then verified on what the kernel loaded.
+    pub traced: bool,
+    /// The keeper's executable as it says (its /proc/<pid>/exe cannot be read
+    /// without CAP_SYS_PTRACE: the keeper is not dumpable).
+    pub keeper_exe: Option<String>,
 }
 
 /// Nanoseconds of the monotonic clock, 1 at least (0 means idle).
@@ -370,6 +386,8 @@ impl Handler<'_> {
             own_files: &self.shared.own_files,
             is_nfguard: &is_nfguard,
             nfguard_group: &nfguard_group,
+            traced: self.listener.traced,
+            inside_execs: &self.shared.inside_execs,
         };
         match inspect::inspect(&call, (rule.name, rule.why), &target, &scope) {
             Ok(req) => {
@@ -473,7 +491,12 @@ impl Handler<'_> {
 
     /// Lets an allowed call happen: continue outside enforce mode, or as the
     /// request's plan says in enforce mode.
-    fn proceed(&self, mode: Mode, target: &Target<'_>, req: Request) {
+    fn proceed(&self, mode: Mode, target: &Target<'_>, mut req: Request) {
+        // The exec stop that follows (a tracing keeper) is judged against
+        // what was checked here: recorded before the answer lets it happen.
+        if let Some(t) = req.ticket.take() {
+            self.shared.exec_tickets.approve(self.tid(), t);
+        }
         // Tell the exec watcher about an exec that is let through (and only
         // then: a refused exec never opens the file, and a note left for it
         // would hide the next exec of that program from outside the launcher).
@@ -617,6 +640,7 @@ fn inspect_less(category: Category) -> Request {
         plan: Plan::Continue,
         deny_errno: libc::EPERM,
         exec_program: None,
+        ticket: None,
     }
 }
 
@@ -640,13 +664,127 @@ pub fn spawn(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(Arc::downgrade(&listener));
+    // The keeper connection's reader: exec stops, and the keeper's end.
+    let reader = spawn_reader(Arc::clone(&shared), Arc::clone(&listener));
     std::thread::Builder::new()
         .name(format!("nfguard-{container}"))
-        .spawn(move || serve(shared, listener))
+        .spawn(move || serve(shared, listener, reader))
+}
+
+/// Starts the thread that serves `listener`'s keeper connection
+/// (`keeper_link`): each exec stop is judged by the exec tickets
+/// (`exec_verify`), a refusal or a flag is an event.
+fn spawn_reader(
+    shared: Arc<Shared>,
+    listener: Arc<Listener>,
+) -> Option<std::thread::JoinHandle<()>> {
+    listener.connection.as_ref()?;
+    let keeper = listener.keeper_pid;
+    let spawned = std::thread::Builder::new()
+        .name("nfguard-keeper".into())
+        .spawn(move || {
+            let Some(conn) = &listener.connection else {
+                return;
+            };
+            let crash_at = exec_stop_crash_hook();
+            let result = crate::keeper_link::serve(conn, keeper, |stop| {
+                let n = shared.stats.exec_stops.fetch_add(1, Ordering::Relaxed) + 1;
+                if crash_at.is_some_and(|at| n >= at) {
+                    // Test hook: die with this exec stop received and unanswered.
+                    std::process::abort();
+                }
+                let mode = shared.mode();
+                let verdict = {
+                    let model = shared.model.read().unwrap_or_else(|p| p.into_inner());
+                    shared.exec_tickets.verify(&stop, &model, mode)
+                };
+                match verdict {
+                    exec_verify::Verdict::Resume => true,
+                    exec_verify::Verdict::Flag(r) => {
+                        emit_exec_stop(&shared, &listener, mode, stop.pid, Verdict::Alert, r);
+                        true
+                    }
+                    exec_verify::Verdict::Kill(r) => {
+                        shared.stats.denied.fetch_add(1, Ordering::Relaxed);
+                        emit_exec_stop(&shared, &listener, mode, stop.pid, Verdict::Deny, r);
+                        false
+                    }
+                }
+            });
+            if let Err(e) = result {
+                eprintln!("nfguard: {e}; closing its connection");
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
+        });
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            // Without it exec stops go unanswered: those tasks wait, stopped.
+            eprintln!("nfguard: no thread for keeper {keeper}'s exec stops: {e}");
+            None
+        }
+    }
+}
+
+/// The event for an exec stop refused or flagged: the task as it is now (the
+/// new program's argv, stopped before running it).
+fn emit_exec_stop(
+    shared: &Shared,
+    listener: &Listener,
+    mode: Mode,
+    pid: i32,
+    verdict: Verdict,
+    r: exec_verify::Refusal,
+) {
+    let status = procfs::read_status(pid);
+    let who = Subject {
+        pid,
+        ppid: status.as_ref().map(|s| s.ppid).unwrap_or(0),
+        uid: status.as_ref().map(|s| s.uid[1]).unwrap_or(u32::MAX),
+        exe: procfs::exe_of(pid),
+        argv: procfs::read_cmdline(pid),
+        cwd: procfs::read_link(pid, "cwd").unwrap_or_default(),
+        ancestors: procfs::ancestors(pid, listener.keeper_pid, 8),
+    };
+    let mut context = shared.base_context.clone();
+    context.container = listener.container.clone();
+    context.session = Some(listener.session.clone());
+    context.user = listener.user.clone();
+    if context.image.is_none() {
+        context.image = shared.images.get(&listener.container).cloned();
+    }
+    let j = Judgement {
+        verdict,
+        kind: r.kind,
+        mode,
+        reason: r.reason,
+    };
+    let stamp = shared.events.stamp();
+    shared.events.emit(Event::process(
+        stamp,
+        j,
+        "execve",
+        who,
+        Some(r.loaded),
+        context,
+    ));
+}
+
+/// `NFGUARD_TEST_CRASH_AT_EXEC_STOP=N`: abort when the Nth exec stop arrives,
+/// before answering it (tests of a restart with a stop pending only).
+fn exec_stop_crash_hook() -> Option<u64> {
+    std::env::var("NFGUARD_TEST_CRASH_AT_EXEC_STOP")
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Serves `listener` until no task uses its filter any more.
-fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
+fn serve(
+    shared: Arc<Shared>,
+    listener: Arc<Listener>,
+    mut reader: Option<std::thread::JoinHandle<()>>,
+) {
     let fd = listener.fd.as_fd();
     // Calls made for tasks carry the task's umask already: this thread's own
     // umask must not narrow them again (the process's stays as it is).
@@ -656,7 +794,10 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
     if let Err(e) = sys::notif_set_sync_wakeup(fd) {
         eprintln!("nfguard: synchronous wake-up unavailable ({e}); notifications cost more (linux 6.6+ has it)");
     }
-    let keeper_exe = procfs::exe_of(listener.keeper_pid);
+    let keeper_exe = match (procfs::exe_of(listener.keeper_pid), &listener.keeper_exe) {
+        (exe, Some(said)) if exe == "?" => said.clone(),
+        (exe, _) => exe,
+    };
     let journal = listener.journal.as_ref().and_then(|p| match Journal::open(p) {
         Ok(j) => Some(j),
         Err(e) => {
@@ -723,9 +864,9 @@ fn serve(shared: Arc<Shared>, listener: Arc<Listener>) {
             // last task is reaped, so hold the keeper's connection until the
             // keeper itself closes it: a close from our side means "supervisor
             // gone" to the keeper, which would then hand the listener over again.
-            if let Some(conn) = &listener.connection {
-                let mut buf = [0u8; 64];
-                while matches!(std::io::Read::read(&mut &*conn, &mut buf), Ok(n) if n > 0) {}
+            // The connection's reader (keeper_link) ends when the keeper closes.
+            if let Some(r) = reader.take() {
+                let _ = r.join();
             }
             if let Some(p) = &listener.journal {
                 let _ = std::fs::remove_file(p);

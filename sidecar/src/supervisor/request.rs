@@ -45,6 +45,8 @@ pub struct Request {
     pub deny_errno: i32,
     /// For an exec let through: the program, for the exec-session watcher.
     pub exec_program: Option<String>,
+    /// For an exec under a tracing keeper: what its exec stop is held to.
+    pub ticket: Option<super::exec_verify::Ticket>,
 }
 
 impl Request {
@@ -63,6 +65,7 @@ impl Request {
             plan: Plan::Continue,
             deny_errno,
             exec_program: None,
+            ticket: None,
         }
     }
 
@@ -96,6 +99,12 @@ pub struct Scope<'a> {
     pub is_nfguard: &'a dyn Fn(i32) -> bool,
     /// Is one of nfguard's processes in this process group?
     pub nfguard_group: &'a dyn Fn(i32) -> bool,
+    /// The keeper traces the workload: each exec is checked again at its
+    /// exec stop on what the kernel loaded (`exec_verify`).
+    pub traced: bool,
+    /// Where nfguard's own reads of a program (a `#!` line) are noted, so the
+    /// exec-session watcher does not take them for execs from outside.
+    pub inside_execs: &'a super::ledger::InsideExecs,
 }
 
 /// The step every path failure names.
