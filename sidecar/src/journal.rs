@@ -15,7 +15,6 @@
 //! handled and freed once it is answered. The window this does not cover is the
 //! copy into the slot right after RECV (a few hundred nanoseconds).
 
-use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -37,12 +36,9 @@ pub struct Journal {
 impl Journal {
     /// Opens (or creates) the journal file at `path`.
     pub fn open(path: &Path) -> io::Result<Arc<Journal>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        // Beside the socket, where a planted name (a symlink to a file to
+        // overwrite) must not be followed: see private_file.
+        let file = crate::private_file::open(path, false)?;
         let len = (SLOT * SLOTS) as u64;
         if file.metadata()?.len() != len {
             file.set_len(len)?;

@@ -36,6 +36,7 @@ pub mod model;
 pub(crate) mod net;
 pub mod observed;
 pub mod outside;
+pub(crate) mod private_file;
 pub(crate) mod procfs;
 pub(crate) mod resolve;
 pub mod run;

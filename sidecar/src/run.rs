@@ -77,16 +77,23 @@ pub fn load_model(mode: Mode, path: &Path) -> Result<Model, SetupError> {
 /// Opens the events destination: a file (appended) or stderr.
 pub fn open_events(path: Option<&Path>) -> Result<EventSink, SetupError> {
     let out: Box<dyn Write + Send> = match path {
-        Some(p) => Box::new(
-            OpenOptions::new()
+        Some(p) => {
+            // Never through a symlink, and only a file of ours with one name:
+            // a planted name must not be appended to with our rights.
+            use std::os::unix::fs::OpenOptionsExt;
+            let err = |source| SetupError::Events {
+                path: p.to_path_buf(),
+                source,
+            };
+            let f = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(p)
-                .map_err(|source| SetupError::Events {
-                    path: p.to_path_buf(),
-                    source,
-                })?,
-        ),
+                .map_err(err)?;
+            crate::private_file::check(&f, p).map_err(err)?;
+            Box::new(f)
+        }
         None => Box::new(io::stderr()),
     };
     Ok(EventSink::new(out))
@@ -366,6 +373,15 @@ pub fn supervise(opts: SuperviseOptions) -> Result<(), SetupError> {
     {
         shared.own_files.protect(p);
     }
+    // Beside the socket: the in-flight journals of keepers yet to come and
+    // the exec tickets, whose names a workload could plant ahead.
+    let beside = opts
+        .socket
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    shared.own_files.protect_prefix(beside, ".inflight-");
+    shared.own_files.protect_prefix(beside, ".exec-tickets");
     if let Some(addr) = opts.api {
         crate::api::spawn(Arc::clone(&shared), addr)
             .map_err(|source| SetupError::Api { addr, source })?;

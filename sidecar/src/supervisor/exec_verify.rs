@@ -36,7 +36,7 @@
 //! one JSON line per change, and read back at start.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -287,7 +287,8 @@ impl ExecTickets {
     /// left there (tickets of threads that no longer exist are dropped).
     pub fn persist(&self, path: &Path) -> io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(f) = File::open(path) {
+        // Only a file of ours is read: a planted ticket file is not trusted.
+        if let Ok(Some(f)) = crate::private_file::open_existing(path) {
             for line in io::BufReader::new(f).lines() {
                 // A line cut short by a crash is the last one: skip it.
                 match serde_json::from_str::<Line>(&line?) {
@@ -537,9 +538,9 @@ impl Inner {
 impl TicketFile {
     /// Writes `map` to a fresh file that replaces `path`, and appends from there.
     fn rewrite(path: &Path, map: &HashMap<i32, Ticket>) -> io::Result<TicketFile> {
-        let tmp = path.with_extension("tmp");
+        let (tmp, f) = crate::private_file::fresh_beside(path)?;
         {
-            let mut f = io::BufWriter::new(File::create(&tmp)?);
+            let mut f = io::BufWriter::new(f);
             for (tid, ticket) in map {
                 let line = Line::Approve {
                     tid: *tid,
@@ -551,7 +552,7 @@ impl TicketFile {
             f.flush()?;
         }
         std::fs::rename(&tmp, path)?;
-        let out = OpenOptions::new().append(true).open(path)?;
+        let out = crate::private_file::open(path, true)?;
         Ok(TicketFile {
             path: path.to_path_buf(),
             out,
@@ -817,7 +818,7 @@ mod tests {
             // The supervisor dies here.
         }
         // A torn last line, as a crash mid-write may leave.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"approve\":{\"tid\":5,").unwrap();
         let b = ExecTickets::default();
         b.persist(&path).unwrap();

@@ -12,7 +12,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use super::decode::{open_how, Base, Flags, Ptr, XattrTarget};
 use super::emulate::{Emulation, LinkFrom};
 use super::failure::Failure;
-use super::request::{guard_own, resolve_parent, resolve_path, Plan, Request, Scope};
+use super::request::{
+    guard_own, guard_own_name, resolve_parent, resolve_path, Plan, Request, Scope,
+};
 use super::target::{self, Target};
 use crate::event::{Category, Kind, Op};
 use crate::resolve::Resolved;
@@ -154,6 +156,7 @@ pub fn unlink(
         &real,
         None,
     );
+    guard_own_name(&mut req, scope, &real);
     req.plan = Plan::Emulate(Emulation::Unlink { dir, name, flags });
     Ok(req)
 }
@@ -170,7 +173,7 @@ pub fn rename(
     let mut req = Request::new(Category::Filesystem, Some(Op::Rename), libc::EACCES);
     req.path = Some(format!("{old_real} -> {new_real}"));
     for p in [old_real, new_real] {
-        guard_own(&mut req, scope, &p, None);
+        guard_own_name(&mut req, scope, &p);
         req.touches(t.exe(), Op::Rename, p);
     }
     req.plan = Plan::Emulate(Emulation::Rename {

@@ -183,8 +183,16 @@ impl Shared {
 
     /// Is `pid` one of nfguard's processes: this supervisor, or a keeper that
     /// handed it a listener?
+    ///
+    /// A thread id counts as its process: a tid of the supervisor's names the
+    /// supervisor to kill(2), ptrace(2) and /proc alike.
     pub fn is_nfguard(&self, pid: i32) -> bool {
-        pid == std::process::id() as i32 || self.keepers.live().contains_key(&pid)
+        let me = std::process::id() as i32;
+        let ours = |p: i32| p == me || self.keepers.live().contains_key(&p);
+        if pid <= 0 {
+            return false;
+        }
+        ours(pid) || procfs::read_status(pid).is_some_and(|s| s.tgid != pid && ours(s.tgid))
     }
 
     /// Is one of nfguard's processes in process group `pgrp`?

@@ -19,6 +19,9 @@ use std::sync::RwLock;
 #[derive(Default)]
 pub struct OwnFiles {
     paths: RwLock<Vec<String>>,
+    /// Name prefixes: every name starting so in a directory (`.inflight-`
+    /// beside the socket, for the journals of keepers yet to come).
+    prefixes: RwLock<Vec<String>>,
     ids: RwLock<Vec<(u64, u64)>>,
 }
 
@@ -46,15 +49,41 @@ impl OwnFiles {
         }
     }
 
+    /// Protects every name in `dir` that starts with `prefix`.
+    pub fn protect_prefix(&self, dir: &Path, prefix: &str) {
+        if let Some(d) = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.to_str().map(str::to_string))
+        {
+            self.prefixes
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{}/{prefix}", d.trim_end_matches('/')));
+        }
+    }
+
     /// Is `real` (a real path in the supervisor's view) one of ours, or below one?
     pub fn covers(&self, real: &str) -> bool {
         let paths = self.paths.read().unwrap_or_else(|p| p.into_inner());
+        let prefixes = self.prefixes.read().unwrap_or_else(|p| p.into_inner());
         paths.iter().any(|p| {
             real == p
                 || real
                     .strip_prefix(p.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
-        })
+        }) || prefixes.iter().any(|p| real.starts_with(p.as_str()))
+    }
+
+    /// Does `real` hold one of ours (a directory above it)? Removing or
+    /// renaming such a directory moves nfguard's files with it.
+    pub fn beneath(&self, real: &str) -> bool {
+        let base = format!("{}/", real.trim_end_matches('/'));
+        let paths = self.paths.read().unwrap_or_else(|p| p.into_inner());
+        let prefixes = self.prefixes.read().unwrap_or_else(|p| p.into_inner());
+        paths
+            .iter()
+            .chain(prefixes.iter())
+            .any(|p| p.starts_with(&base))
     }
 
     /// Is the file of this device and inode one of ours?
@@ -92,6 +121,11 @@ mod tests {
         assert!(own.covers(&format!("{base}/sock/.inflight-7")));
         assert!(!own.covers(&format!("{base}/sockets")));
         assert!(!own.covers(base));
+        assert!(own.beneath(base), "the directory holding them");
+        assert!(!own.beneath(&format!("{base}/sock")), "nothing below the socket is protected by it");
+        own.protect_prefix(d.path(), ".inflight-");
+        assert!(own.covers(&format!("{base}/.inflight-4242")));
+        assert!(!own.covers(&format!("{base}/inflight-4242")));
         let m = std::fs::metadata(d.path().join("events.jsonl")).unwrap();
         assert!(own.covers_id(m.dev(), m.ino()));
         assert!(!own.covers_id(m.dev(), m.ino() + 1));

@@ -176,3 +176,12 @@ pub fn guard_own(req: &mut Request, scope: &Scope<'_>, real: &str, st: Option<&l
         req.forbid(format!("{real} is nfguard's own file"));
     }
 }
+
+/// For a call that removes or moves the name `real`: forbidden as well when
+/// it is a directory above nfguard's own files (they would go with it).
+pub fn guard_own_name(req: &mut Request, scope: &Scope<'_>, real: &str) {
+    guard_own(req, scope, real, None);
+    if req.special.is_none() && scope.own_files.beneath(real) {
+        req.forbid(format!("{real} holds nfguard's own files"));
+    }
+}
