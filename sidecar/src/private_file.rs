@@ -15,6 +15,24 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// Is `f` a regular file with one link (a second name would let a write
+/// through it reach another file)? The events file may be anyone's: the
+/// user who asked for it chose it.
+pub fn check_single(f: &File, path: &Path) -> io::Result<()> {
+    let m = f.metadata()?;
+    if m.file_type().is_file() && m.nlink() == 1 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a regular file with a single name",
+                path.display()
+            ),
+        ))
+    }
+}
+
 /// Is `f` a regular file of our effective uid with one link?
 pub fn check(f: &File, path: &Path) -> io::Result<()> {
     let m = f.metadata()?;
@@ -34,7 +52,8 @@ pub fn check(f: &File, path: &Path) -> io::Result<()> {
 
 fn options(append: bool) -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    o.read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     if append {
         o.append(true);
     } else {
@@ -83,7 +102,10 @@ pub fn fresh_beside(path: &Path) -> io::Result<(PathBuf, File)> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("nfguard");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("nfguard");
     for attempt in 0..100u32 {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -127,7 +149,10 @@ mod tests {
         let f = open(&name, false).unwrap();
         f.set_len(4096).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
-        assert!(!std::fs::symlink_metadata(&name).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&name)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -141,7 +166,10 @@ mod tests {
         open(&name, true).unwrap().write_all(b"event\n").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
         assert_eq!(std::fs::read_to_string(&name).unwrap(), "event\n");
-        assert!(open_existing(&victim).is_err(), "two links: not ours to trust");
+        assert!(
+            open_existing(&victim).is_err(),
+            "two links: not ours to trust"
+        );
         assert!(open_existing(&d.path().join("absent")).unwrap().is_none());
     }
 

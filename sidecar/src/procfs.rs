@@ -85,6 +85,30 @@ pub fn read_pgrp(pid: i32) -> Option<i32> {
     parse_pgrp(&read_small(&format!("/proc/{pid}/stat"))?)
 }
 
+/// The mapping of a /proc/<pid>/maps text that holds `addr`: its
+/// permissions (`r-xp`) and what it maps (a path, or empty).
+pub fn maps_entry(maps: &str, addr: u64) -> Option<(&str, &str)> {
+    maps.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (lo, hi) = f.next()?.split_once('-')?;
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).ok()?,
+            u64::from_str_radix(hi, 16).ok()?,
+        );
+        let perms = f.next()?;
+        let path = f.nth(3).unwrap_or("");
+        (lo <= addr && addr < hi).then_some((perms, path))
+    })
+}
+
+/// Is `addr` in memory the kernel can read for the task although another
+/// process cannot: an execute-only page, or a memfd_secret one?
+pub fn maps_unreadable_to_others(maps: &str, addr: u64) -> bool {
+    maps_entry(maps, addr).is_some_and(|(perms, path)| {
+        perms.starts_with('r') || perms.contains('x') || path.starts_with("/secretmem")
+    })
+}
+
 /// Splits /proc/<pid>/cmdline into arguments.
 pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
     let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
@@ -239,6 +263,16 @@ mod tests {
         let text = "77 (a) b (c) S 12 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
         assert_eq!(parse_stat(text), Some((12, 987654)));
         assert_eq!(parse_pgrp(text), Some(77));
+        let maps = "5555a000-5555b000 --xp 00000000 fe:01 12 /usr/bin/x\n7f00-7f10 ---p 0 0 0\n8000-9000 rw-s 00000000 00:01 3 /secretmem (deleted)\n";
+        assert_eq!(maps_entry(maps, 0x5555a800), Some(("--xp", "/usr/bin/x")));
+        assert!(maps_entry(maps, 0x5555b000).is_none(), "the end is outside");
+        assert!(maps_unreadable_to_others(maps, 0x5555a800), "execute-only");
+        assert!(
+            !maps_unreadable_to_others(maps, 0x7f00),
+            "PROT_NONE: the kernel faults too"
+        );
+        assert!(maps_unreadable_to_others(maps, 0x8000), "memfd_secret");
+        assert!(maps_entry("garbage", 1).is_none());
         assert_eq!(parse_stat("garbage"), None);
     }
 

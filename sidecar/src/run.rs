@@ -91,7 +91,7 @@ pub fn open_events(path: Option<&Path>) -> Result<EventSink, SetupError> {
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(p)
                 .map_err(err)?;
-            crate::private_file::check(&f, p).map_err(err)?;
+            crate::private_file::check_single(&f, p).map_err(err)?;
             Box::new(f)
         }
         None => Box::new(io::stderr()),

@@ -431,7 +431,7 @@ pub fn decode(rule: &Rule, args: &[u64; 6]) -> Option<Call> {
 /// from the bytes read at its address: `None` when it is shorter than the
 /// kernel accepts, or when its flags have bits above the 32 the kernel knows
 /// (both EINVAL in the kernel).
-pub fn open_how(bytes: &[u8]) -> Option<(i32, u32)> {
+pub fn open_how(bytes: &[u8]) -> Option<(i32, u32, u64)> {
     if bytes.len() < 24 {
         return None;
     }
@@ -441,7 +441,7 @@ pub fn open_how(bytes: &[u8]) -> Option<(i32, u32)> {
         u64::from_ne_bytes(w)
     };
     let flags = u32::try_from(word(0)).ok()?;
-    Some((flags as i32, mode(word(1))))
+    Some((flags as i32, mode(word(1)), word(2)))
 }
 
 #[cfg(test)]
@@ -713,7 +713,7 @@ mod tests {
         let mut how = [0u8; 24];
         how[..8].copy_from_slice(&0x42u64.to_ne_bytes());
         how[8..16].copy_from_slice(&0o644u64.to_ne_bytes());
-        assert_eq!(open_how(&how), Some((0x42, 0o644)));
+        assert_eq!(open_how(&how), Some((0x42, 0o644, 0)));
         how[..8].copy_from_slice(&0x1_0000_0042u64.to_ne_bytes());
         assert_eq!(open_how(&how), None, "flags the kernel does not know");
     }

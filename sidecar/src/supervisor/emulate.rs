@@ -37,6 +37,8 @@ pub enum Emulation {
         /// For O_TMPFILE: the new file's mode.
         mode: u32,
         truncate_to: Option<i64>,
+        /// The open may wait (a FIFO, a device): made from a worker thread.
+        may_wait: bool,
     },
     /// Create `name` in `dir`, install the new fd in the target.
     Create {
@@ -528,16 +530,30 @@ impl Emulator {
                 flags,
                 mode,
                 truncate_to,
+                may_wait,
             } => {
                 let mode = if flags & libc::O_TMPFILE == libc::O_TMPFILE {
                     mode & !umask()
                 } else {
                     0
                 };
-                let r = self.with_creds(creds(), || resolve::reopen_with_mode(&fd, flags, mode));
-                match truncate_to {
-                    Some(len) => reply.result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
-                    None => reply.install(r, flags & libc::O_CLOEXEC != 0),
+                let creds = match creds() {
+                    Ok(c) => c,
+                    Err(e) => return reply.result(Err(e)),
+                };
+                let me = self.switcher();
+                let open = move || {
+                    let r = me.run(creds, || resolve::reopen_with_mode(&fd, flags, mode));
+                    match truncate_to {
+                        Some(len) => reply.result(r.and_then(|f| sys::ftruncate(f.as_fd(), len))),
+                        None => reply.install(r, flags & libc::O_CLOEXEC != 0),
+                    }
+                };
+                if may_wait {
+                    // A FIFO waits for its other end: not on the listener thread.
+                    self.pool.run(Box::new(open));
+                } else {
+                    open()
                 }
             }
             Emulation::Create {

@@ -818,7 +818,10 @@ mod tests {
             // The supervisor dies here.
         }
         // A torn last line, as a crash mid-write may leave.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"approve\":{\"tid\":5,").unwrap();
         let b = ExecTickets::default();
         b.persist(&path).unwrap();

@@ -55,6 +55,87 @@ fn take_file(t: &Target<'_>, fd: i32) -> Result<(OwnedFd, String), Failure> {
     Ok((f, real))
 }
 
+/// The task's directory a path starts from, held (its cwd or its dirfd).
+fn task_dir(t: &Target<'_>, base: Base) -> Result<OwnedFd, Failure> {
+    match base {
+        Base::Fd(fd) => t.take_fd(fd),
+        Base::Cwd => crate::resolve::open_path(&format!("/proc/{}/cwd", t.tid()), 0)
+            .map_err(|e| Failure::ours("open the task's cwd", e)),
+    }
+}
+
+/// Resolves an openat2 path with the task's own RESOLVE_* flags, from its
+/// directory, as the kernel will (magic links refused in any case: a
+/// /proc/self there would be ours).
+fn resolve_as_asked(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    base: Base,
+    path: Ptr,
+    follow: bool,
+    how: u64,
+) -> Result<Resolved, Failure> {
+    let raw = target::read_cstring(&t.memory(), path.0)?;
+    if raw.is_empty() {
+        return Err(Failure::Target(libc::ENOENT));
+    }
+    let dir = task_dir(t, base)?;
+    let resolve_flags = how | libc::RESOLVE_NO_MAGICLINKS;
+    let asked_no_links = how & (libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_SYMLINKS) != 0;
+    let open = |p: &str, extra: i32| {
+        scope.emulator.as_caller(t, || {
+            crate::sys::openat2(
+                std::os::fd::AsFd::as_fd(&dir),
+                &crate::resolve::cstring(p)?,
+                libc::O_PATH | libc::O_CLOEXEC | extra,
+                0,
+                resolve_flags,
+            )
+        })
+    };
+    let their =
+        |e: std::io::Error| {
+            match e.raw_os_error() {
+        Some(libc::ELOOP) if !asked_no_links => Failure::refused(
+            libc::ELOOP,
+            "openat2 with RESOLVE flags through a /proc magic link, which nfguard does not follow",
+        ),
+        Some(
+            code @ (libc::EXDEV | libc::ELOOP | libc::EAGAIN | libc::ENOENT | libc::ENOTDIR
+            | libc::EACCES | libc::ENAMETOOLONG | libc::EINVAL),
+        ) => Failure::Target(code),
+        _ => Failure::ours("resolve the path with the task's RESOLVE flags", e),
+    }
+        };
+    let root = t.root()?;
+    let name_err = |e| Failure::ours("name what was resolved", e);
+    match open(&raw, if follow { 0 } else { libc::O_NOFOLLOW }) {
+        Ok(fd) => {
+            let real = root.real_path(&fd).map_err(name_err)?;
+            Ok(Resolved::Existing { fd, real })
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let (parent, name) = crate::resolve::split_parent(&raw);
+            if name.is_empty() || name == "." || name == ".." {
+                return Err(Failure::Target(libc::ENOENT));
+            }
+            let parent = if raw.starts_with('/') || raw.contains('/') {
+                parent.to_string()
+            } else {
+                ".".to_string()
+            };
+            let d = open(&parent, libc::O_DIRECTORY).map_err(their)?;
+            let real_dir = root.real_path(&d).map_err(name_err)?;
+            Ok(Resolved::Missing {
+                real: format!("{}/{name}", real_dir.trim_end_matches('/')),
+                dir: d,
+                name: name.to_string(),
+            })
+        }
+        Err(e) => Err(their(e)),
+    }
+}
+
 pub fn open(
     t: &Target<'_>,
     scope: &Scope<'_>,
@@ -64,8 +145,8 @@ pub fn open(
     mode: u32,
     truncate_to: Option<i64>,
 ) -> Result<Request, Failure> {
-    let (mut flags, mode) = match flags {
-        Flags::Known(f) => (f, mode),
+    let (mut flags, mode, how) = match flags {
+        Flags::Known(f) => (f, mode, 0),
         Flags::InMemory { how, size } => {
             if size < 24 {
                 return Err(Failure::Target(libc::EINVAL));
@@ -75,10 +156,17 @@ pub fn open(
         }
     };
     let writes = flags & nfguard_policy::OPEN_WRITE_MASK as i32 != 0;
-    let abs = t.path_arg(base, path)?;
     let exclusive = flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0;
     let follow = flags & libc::O_NOFOLLOW == 0 && !exclusive;
-    let resolved = resolve_path(t, scope, &abs, follow)?;
+    let resolved = if how != 0 {
+        // openat2 with RESOLVE_* flags: the task confines its own names
+        // (beneath its dirfd, no symlinks...): resolved as the kernel would,
+        // from the task's directory, with those flags.
+        resolve_as_asked(t, scope, base, path, follow, how)?
+    } else {
+        let abs = t.path_arg(base, path)?;
+        resolve_path(t, scope, &abs, follow)?
+    };
     let exe = t.exe();
     let mut req;
     match resolved {
@@ -112,11 +200,19 @@ pub fn open(
                 req.touches(exe, Op::Write, real);
             }
             flags &= !(libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW);
+            // Opening a FIFO, a device or a socket may wait (a FIFO for its
+            // reader): made from a worker thread, so other calls are not held.
+            let kind = st
+                .as_ref()
+                .map_or(libc::S_IFREG, |s| s.st_mode & libc::S_IFMT);
+            let may_wait =
+                !matches!(kind, libc::S_IFREG | libc::S_IFDIR) && flags & libc::O_NONBLOCK == 0;
             req.plan = Plan::Emulate(Emulation::Reopen {
                 fd,
                 flags,
                 mode: mode & 0o7777,
                 truncate_to,
+                may_wait,
             });
         }
         Resolved::Missing { dir, real, name } => {
@@ -325,6 +421,13 @@ pub fn chmod(
 ) -> Result<Request, Failure> {
     let (fd, real) = match (by_path, by_fd) {
         (_, Some(fd)) => take_file(t, fd)?,
+        // fchmodat2(fd, "", mode, AT_EMPTY_PATH): the fd's own file.
+        (Some((Base::Fd(fd), path, flags)), None)
+            if flags & libc::AT_EMPTY_PATH != 0
+                && target::read_cstring(&t.memory(), path.0)?.is_empty() =>
+        {
+            take_file(t, fd)?
+        }
         (Some((base, path, flags)), None) => {
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
             match resolve_path(t, scope, &t.path_arg(base, path)?, follow)? {

@@ -122,7 +122,10 @@ mod tests {
         assert!(!own.covers(&format!("{base}/sockets")));
         assert!(!own.covers(base));
         assert!(own.beneath(base), "the directory holding them");
-        assert!(!own.beneath(&format!("{base}/sock")), "nothing below the socket is protected by it");
+        assert!(
+            !own.beneath(&format!("{base}/sock")),
+            "nothing below the socket is protected by it"
+        );
         own.protect_prefix(d.path(), ".inflight-");
         assert!(own.covers(&format!("{base}/.inflight-4242")));
         assert!(!own.covers(&format!("{base}/inflight-4242")));

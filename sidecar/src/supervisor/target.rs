@@ -37,6 +37,13 @@ pub trait Memory {
     /// Reads up to `buf.len()` bytes at `addr`: how many were read (0 at an
     /// unmapped address), or the error of the read itself.
     fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Is `addr` mapped at all? Asked when a read fails with EFAULT: memory
+    /// the kernel can read for the task but `process_vm_readv` cannot (a
+    /// memfd_secret page, an execute-only page) is not the task's bad pointer.
+    fn mapped(&self, _addr: u64) -> bool {
+        false
+    }
 }
 
 /// A live task's memory (`process_vm_readv`, which takes a tid as well).
@@ -47,12 +54,23 @@ impl Memory for TaskMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
         sys::read_process_memory(self.0, addr, buf)
     }
+
+    fn mapped(&self, addr: u64) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/maps", self.0))
+            .is_ok_and(|m| procfs::maps_unreadable_to_others(&m, addr))
+    }
 }
 
 /// A read of the target's memory: EFAULT is the target's (a bad pointer, the
 /// kernel would say the same); a refusal is ours (no ptrace rights over it).
 fn read_mem<M: Memory>(m: &M, addr: u64, buf: &mut [u8]) -> Result<usize, Failure> {
     m.read(addr, buf).map_err(|e| match e.raw_os_error() {
+        Some(libc::EFAULT) if m.mapped(addr) => Failure::refused(
+            libc::EACCES,
+            format!(
+                "the argument at {addr:#x} is in memory nfguard cannot read (memfd_secret or execute-only)"
+            ),
+        ),
         Some(libc::EFAULT) => Failure::Target(libc::EFAULT),
         Some(libc::ESRCH) => Failure::Gone,
         Some(libc::EPERM) | Some(libc::EACCES) => Failure::Internal {
@@ -304,7 +322,21 @@ impl<'a> Target<'a> {
         if p.starts_with('/') {
             return Ok(p);
         }
-        Ok(resolve::absolutize(&self.base_dir(base)?, &p))
+        // `./` components say nothing; past them, a relative path the kernel
+        // takes may still be longer than PATH_MAX once made absolute, which
+        // nfguard cannot resolve: said, not answered as the task's error.
+        let p: Vec<&str> = p.split('/').filter(|c| *c != ".").collect();
+        let abs = resolve::absolutize(&self.base_dir(base)?, &p.join("/"));
+        if abs.len() >= PATH_MAX {
+            return Err(Failure::refused(
+                libc::ENAMETOOLONG,
+                format!(
+                    "a relative path of {} bytes made absolute is longer than PATH_MAX: nfguard cannot resolve it",
+                    abs.len()
+                ),
+            ));
+        }
+        Ok(abs)
     }
 
     /// The target's cmdline (for events).
