@@ -7,6 +7,7 @@
 //! keeper (pid 1 of the container)         child
 //!   socketpair, block signals, fork ───────► no_new_privs, seccomp(NEW_LISTENER)
 //!   recv listener  ◄──── SCM_RIGHTS ──────── sendmsg (not notified), close
+//!                                            (inspecting datagrams: seccomp(SEAL))
 //!   connect to the supervisor, hand over     execve(CMD)  ── waits for the supervisor's verdict
 //!   the listener; again after each restart
 //!   reap zombies, forward signals, exit with CMD's status
@@ -24,7 +25,8 @@
 //! std's panic and backtrace machinery (gimli, addr2line, demangling) and the
 //! glibc parts its runtime pulls in (sscanf, strtod) out of the binary. The
 //! seccomp program is the policy crate's (`policy/`), compiled from its table
-//! when that crate is built: [`FILTER`] is plain data. It starts no thread.
+//! when that crate is built: [`FILTER`] and [`FILTER_DATAGRAMS`] are plain
+//! data, and `NFGUARD_DATAGRAMS` chooses between them. It starts no thread.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -44,10 +46,15 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 
 pub use config::{
     hello, json_string, parse_args, resolve_command, LaunchConfig, LaunchEnv, DEFAULT_SOCKET,
-    ENV_CONTAINER, ENV_SOCKET, EXIT_NOT_FOUND, EXIT_SETUP, EXIT_USAGE, PROTOCOL_VERSION,
+    ENV_CONTAINER, ENV_DATAGRAMS, ENV_SOCKET, EXIT_NOT_FOUND, EXIT_SETUP, EXIT_USAGE,
+    PROTOCOL_VERSION,
 };
-/// The seccomp program the launcher installs (`nfguard_policy::PROGRAM`).
+/// The seccomp program the launcher installs without datagram inspection
+/// (`nfguard_policy::PROGRAM`).
 pub use nfguard_policy::PROGRAM as FILTER;
+/// The one it installs with it (`nfguard_policy::PROGRAM_DATAGRAMS`), and the
+/// seal it adds once the listener is handed over (`nfguard_policy::SEAL`).
+pub use nfguard_policy::{PROGRAM_DATAGRAMS as FILTER_DATAGRAMS, SEAL};
 
 /// Exit status after a panic (what Rust's runtime returns).
 pub const EXIT_PANIC: i32 = 101;

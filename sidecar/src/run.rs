@@ -129,6 +129,9 @@ pub struct RunOptions {
     pub sinks: Option<PathBuf>,
     /// Serve the HTTP API (api.rs) on this address.
     pub api: Option<std::net::SocketAddr>,
+    /// Which program the launcher installs (`NFGUARD_DATAGRAMS`); None
+    /// leaves the environment's choice, or the default.
+    pub datagrams: Option<nfguard_common::Datagrams>,
 }
 
 /// Runs `command` under the supervisor; returns its exit status.
@@ -200,7 +203,11 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
             Duration::from_secs(2),
         );
     }
-    let mut child = Command::new(&launcher)
+    let mut launch = Command::new(&launcher);
+    if let Some(d) = opts.datagrams {
+        launch.env(nfguard_common::env::DATAGRAMS, d.as_str());
+    }
+    let mut child = launch
         .arg("--socket")
         .arg(&sock_path)
         .arg("--container")

@@ -23,6 +23,10 @@ pub struct Hello {
     pub session: Option<String>,
     #[serde(default)]
     pub user: Option<String>,
+    /// `inspect` or `off`: the program the keeper installed. A keeper from
+    /// before datagram inspection says nothing: it installed `off`'s.
+    #[serde(default)]
+    pub datagrams: Option<nfguard_common::Datagrams>,
 }
 
 /// Binds the supervisor's socket, replacing a stale one left by a crash.
@@ -102,6 +106,7 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         connection: Some(stream),
         // Keyed by the keeper, which outlives supervisor restarts.
         journal: Some(journal),
+        datagrams: hello.datagrams.unwrap_or(nfguard_common::Datagrams::Off),
     };
     supervisor::spawn(Arc::clone(shared), listener)?;
     Ok(())

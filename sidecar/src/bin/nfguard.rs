@@ -42,6 +42,10 @@ enum Cmd {
         /// Serve the HTTP API (health, model, events, timeline, metrics) on this address.
         #[arg(long)]
         api: Option<std::net::SocketAddr>,
+        /// inspect: judge each datagram's destination (sendto with an address,
+        /// sendmsg, sendmmsg); off: at connect() only. Default: NFGUARD_DATAGRAMS, else inspect.
+        #[arg(long, value_parser = parse_datagrams)]
+        datagrams: Option<nfguard_common::Datagrams>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -103,6 +107,11 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     s.parse::<Mode>().map_err(|e| e.to_string())
 }
 
+fn parse_datagrams(s: &str) -> Result<nfguard_common::Datagrams, String> {
+    s.parse()
+        .map_err(|e: nfguard_common::BadValue| e.to_string())
+}
+
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     let ms = s
         .strip_suffix("ms")
@@ -127,6 +136,7 @@ fn main() {
             command,
             sinks,
             api,
+            datagrams,
         } => match run::run(RunOptions {
             mode,
             model,
@@ -135,6 +145,7 @@ fn main() {
             command,
             sinks,
             api,
+            datagrams,
         }) {
             Ok(code) => code,
             Err(e) => {

@@ -42,8 +42,11 @@ pub mod failure;
 mod files;
 pub mod inspect;
 pub mod ledger;
+pub mod msg;
 pub mod own;
 pub mod request;
+mod sctp;
+pub mod sends;
 mod signals;
 mod sockets;
 pub mod target;
@@ -213,6 +216,8 @@ pub struct Listener {
     pub connection: Option<std::os::unix::net::UnixStream>,
     /// Where this listener's in-flight journal lives (beside the socket).
     pub journal: Option<std::path::PathBuf>,
+    /// Which of the two programs the keeper installed (its hello says).
+    pub datagrams: nfguard_common::Datagrams,
 }
 
 /// The category of events about a syscall of this decoder.
@@ -225,9 +230,12 @@ fn category(d: Decoder) -> Category {
         | Decoder::Limits
         | Decoder::Forbidden
         | Decoder::Refused => Category::Process,
-        Decoder::Socket | Decoder::Connect | Decoder::Bind | Decoder::Listen | Decoder::Send(_) => {
-            Category::Network
-        }
+        Decoder::Socket
+        | Decoder::Connect
+        | Decoder::Bind
+        | Decoder::Listen
+        | Decoder::Send(_)
+        | Decoder::SockOpt { .. } => Category::Network,
         Decoder::Open { .. }
         | Decoder::Unlink { .. }
         | Decoder::Rmdir { .. }
@@ -529,6 +537,7 @@ impl Handler<'_> {
                     address: req.address.clone(),
                     port: req.port,
                     path: req.path.clone(),
+                    datagrams: Some(self.listener.datagrams),
                 },
                 context,
             ),
