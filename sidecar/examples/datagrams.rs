@@ -14,6 +14,7 @@
 //! datagrams unix-send PATH N             sendto on a unix datagram socket
 //! datagrams fd-pass PATH                 sendmsg of an fd (SCM_RIGHTS) to a unix datagram socket
 //! datagrams ipup DEV ADDR MASK           osmo-ggsn's ipup-script: attacks when NFG_UDP_ATTACK=HOST:PORT
+//! datagrams bind-unspec PORT             binds a UDP port with family AF_UNSPEC
 //! datagrams wait FILE                    waits (10 s at most) until FILE exists
 //! ```
 //!
@@ -261,6 +262,17 @@ fn run(args: &[String]) {
                 eprintln!("ipup attack {}", args[1..].join(" "));
                 t.print("ipup attack");
             }
+        }
+        "bind-unspec" => {
+            // inet_bind takes AF_UNSPEC with INADDR_ANY as AF_INET: a
+            // served port under another family number.
+            let fd = udp_socket();
+            let mut sa = inet(&format!("0.0.0.0:{}", arg(1)));
+            sa.sin_family = libc::AF_UNSPEC as u16;
+            let rc = unsafe { libc::syscall(libc::SYS_bind, fd, &sa, SIN_LEN) };
+            let mut t = Tally::default();
+            t.add(rc as isize, 1);
+            t.print("bind-unspec");
         }
         "wait" => {
             let until = Instant::now() + Duration::from_secs(10);

@@ -225,8 +225,6 @@ pub struct Outgoing {
     /// Control messages; fds of `SCM_RIGHTS` are in `fds`, in order.
     pub control: Vec<Cmsg>,
     pub fds: Vec<OwnedFd>,
-    /// Fds the address names (`/proc/self/fd/N` of a unix socket's file).
-    pub holds: Vec<OwnedFd>,
     /// The header's MSG_EOR, which `____sys_sendmsg` adds to the call's flags.
     pub eor: bool,
 }
@@ -261,6 +259,8 @@ pub struct SendJob {
     pub sock: OwnedFd,
     pub stream: bool,
     pub messages: Vec<Outgoing>,
+    /// Fds the addresses name (`/proc/self/fd/N` of a unix socket's file).
+    pub holds: Vec<OwnedFd>,
     pub flags: i32,
     /// sendmmsg: where the vector is in the task's memory.
     pub mmsg: Option<u64>,
@@ -328,32 +328,28 @@ pub fn send(
             ));
         }
     }
-    // Judge each destination once, however many messages share it.
-    let mut judged: Vec<(Vec<u8>, Vec<u8>, Option<OwnedFd>)> = Vec::new();
+    // Judge each destination once, however many messages share it; the
+    // fds a judged address names (`/proc/self/fd/N`) stay open until sent.
+    let mut judged: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut holds = Vec::new();
     let mut outgoing = Vec::with_capacity(if enforce { messages.len() } else { 0 });
     for message in messages {
         let dest = destination(sock, flags, &message).map_err(Failure::Target)?;
         let mut addr = message.name.clone();
-        let mut holds = Vec::new();
         for (i, bytes) in dest.name.iter().chain(&dest.more).enumerate() {
-            let known = judged.iter().find(|(b, _, _)| b == bytes);
-            let (via, hold) = match known {
-                Some((_, via, hold)) => (via.clone(), hold.as_ref().map(OwnedFd::try_clone)),
+            let via = match judged.iter().find(|(b, _)| b == bytes) {
+                Some((_, via)) => via.clone(),
                 None => {
                     let p = peer(t, scope, &mut req, Op::Send, bytes, (kind, protocol))?;
-                    let hold = p.holds.into_iter().next();
-                    let dup = hold.as_ref().map(OwnedFd::try_clone);
-                    judged.push((bytes.clone(), p.addr.clone(), hold));
-                    (p.addr, dup)
+                    holds.extend(p.holds);
+                    judged.push((bytes.clone(), p.addr.clone()));
+                    p.addr
                 }
             };
             if i == 0 && dest.name.is_some() {
                 // The supervisor sends to what it judged (a unix path: the
                 // socket file it resolved, through /proc/self/fd/N).
                 addr = Some(via);
-                if let Some(h) = hold {
-                    holds.push(h.map_err(|e| Failure::ours("hold the socket file", e))?);
-                }
             }
         }
         if !enforce {
@@ -377,7 +373,6 @@ pub fn send(
             data: message.data,
             control: message.control,
             fds,
-            holds,
             eor: message.header_flags & libc::MSG_EOR != 0,
         });
     }
@@ -387,6 +382,7 @@ pub fn send(
             sock: sock_fd,
             stream: sock.stream(),
             messages: outgoing,
+            holds,
             flags,
             mmsg,
             as_caller: family == libc::AF_UNIX,
@@ -728,7 +724,6 @@ mod tests {
                 data: [900i32, 901].iter().flat_map(|n| n.to_ne_bytes()).collect(),
             }],
             fds: vec![OwnedFd::from(a), OwnedFd::from(b)],
-            holds: Vec::new(),
             eor: false,
         };
         let (words, len) = o.encoded_control();

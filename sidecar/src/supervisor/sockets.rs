@@ -173,9 +173,12 @@ pub fn sockaddr(
         Ok(l) if (2..=128).contains(&l) => l,
         _ => return Err(Failure::Target(libc::EINVAL)),
     };
-    let bytes = target::read_bytes(&t.memory(), addr.0, len)?;
+    let mut bytes = target::read_bytes(&t.memory(), addr.0, len)?;
     let (sock, family, kind, proto) = socket_of(t, fd)?;
     req.family = Some(net::family_name(family));
+    if bind && family == libc::AF_INET {
+        unspec_bind_as_inet(&mut bytes);
+    }
     let peer = peer(t, scope, &mut req, op, &bytes, (kind, proto))?;
     let unix = family == libc::AF_UNIX;
     req.plan = Plan::Emulate(if bind {
@@ -193,6 +196,18 @@ pub fn sockaddr(
         }
     });
     Ok(req)
+}
+
+/// `inet_bind` (and raw and ping sockets' binds) take AF_UNSPEC with
+/// INADDR_ANY as AF_INET, "for compatibility": such a sockaddr binds its
+/// port, so it is judged (and bound) as the AF_INET one it is.
+pub(super) fn unspec_bind_as_inet(bytes: &mut [u8]) {
+    if bytes.len() >= 16
+        && u16::from_ne_bytes([bytes[0], bytes[1]]) == libc::AF_UNSPEC as u16
+        && bytes[4..8] == [0, 0, 0, 0]
+    {
+        bytes[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    }
 }
 
 pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure> {
