@@ -13,7 +13,7 @@
 //! datagrams race VIA LEARNED UNLEARNED N  a second thread flips the destination in memory
 //! datagrams unix-send PATH N             sendto on a unix datagram socket
 //! datagrams fd-pass PATH                 sendmsg of an fd (SCM_RIGHTS) to a unix datagram socket
-//! datagrams ipup DEV ADDR MASK           osmo-ggsn's ipup-script: attacks when NFG_UDP_ATTACK=HOST:PORT
+//! datagrams ipup DEV ADDR MASK           osmo-ggsn's ipup-script: a datagram to each of NFG_UDP_TO
 //! datagrams bind-unspec PORT             binds a UDP port with family AF_UNSPEC
 //! datagrams wait FILE                    waits (10 s at most) until FILE exists
 //! ```
@@ -248,20 +248,19 @@ fn run(args: &[String]) {
         }
         "ipup" => {
             // osmo-ggsn runs its ipup-script as `script DEV ADDR MASK`
-            // through system(). A script that was learned doing nothing now
-            // sends to a peer of its own choosing: the attack from inside
-            // the GGSN's tree.
-            if let Ok(to) = std::env::var("NFG_UDP_ATTACK") {
-                let fd = udp_socket();
-                let to = inet(&to);
+            // through system(): this one sends a datagram to each peer of
+            // NFG_UDP_TO (HOST:PORT,...). Learned sending to one peer, the
+            // same script sending to another is the attack from inside the
+            // GGSN's tree.
+            let to = std::env::var("NFG_UDP_TO").unwrap_or_default();
+            let fd = udp_socket();
+            for peer in to.split(',').filter(|p| !p.is_empty()) {
                 let mut t = Tally::default();
-                for _ in 0..5 {
-                    let (rc, m) = send_via("sendto", fd, &to, b"exfiltrated");
-                    t.add(rc, m);
-                }
-                eprintln!("ipup attack {}", args[1..].join(" "));
-                t.print("ipup attack");
+                let (rc, m) = send_via("sendto", fd, &inet(peer), b"from the ggsn's tree");
+                t.add(rc, m);
+                t.print(&format!("ipup {} to {peer}", args[1..].join(" ")));
             }
+            unsafe { libc::close(fd) };
         }
         "bind-unspec" => {
             // inet_bind takes AF_UNSPEC with INADDR_ANY as AF_INET: a

@@ -14,7 +14,10 @@
 //! - a unix datagram socket sends to the path or abstract name, resolved in
 //!   the task's root with its rights, as a connect is; unix stream and
 //!   seqpacket sockets ignore or refuse a name;
-//! - other families (netlink, packet) are judged when the socket is made.
+//! - other families (netlink, packet) are judged when the socket is made;
+//!   their sends continue when no other task can swap the fd (the kernel
+//!   checks a netlink request's capabilities against the sender, which the
+//!   supervisor must not become), and are sent from the copy otherwise.
 //!
 //! In enforce mode the supervisor sends its own copy of each message on the
 //! socket it took with `pidfd_getfd`: address, data and control messages
@@ -377,6 +380,16 @@ pub fn send(
         });
     }
     dedup(&mut req);
+    if enforce && !sock.inet() && family != libc::AF_UNIX {
+        // Netlink, packet...: no destination judged here, and the kernel
+        // checks a netlink request's capabilities against its sender, which
+        // the supervisor must not become. The call continues when no other
+        // task can swap another socket onto the fd (one thread, nobody
+        // sharing its fd table or memory); otherwise it is sent from the copy.
+        if super::exec::memory_is_private(t.tid(), true).unwrap_or(false) {
+            return Ok(req);
+        }
+    }
     if enforce {
         req.plan = Plan::Emulate(Emulation::Send(SendJob {
             sock: sock_fd,
