@@ -18,6 +18,9 @@ pub struct Report {
     #[serde(default)]
     pub trace: Option<TraceCost>,
     pub nginx: Option<Server>,
+    /// Datagram inspection (issue 15): per-datagram cost and UDP throughput.
+    #[serde(default)]
+    pub datagrams: Option<Datagrams>,
     pub webhook: Option<Webhook>,
     pub memory: Memory,
     pub targets: Vec<Target>,
@@ -128,6 +131,34 @@ pub struct ServerRun {
     pub requests_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+}
+
+/// UDP sends natively, under enforce with datagram inspection (`inspect`)
+/// and without (`off`), interleaved rounds, samples pooled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Datagrams {
+    pub rounds: usize,
+    pub configs: Vec<DatagramConfig>,
+    /// Events written under enforce (none: every peer was learned).
+    pub events: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatagramConfig {
+    pub config: String,
+    /// sendto with its address, back to back: the cost per datagram.
+    pub sendto: Summary,
+    /// send on a connected socket (sendto with a null address).
+    pub connected: Summary,
+    /// sendto paced at 3,000 a second (PFCP-like).
+    pub pfcp: Summary,
+    /// The supervisor's CPU time per datagram of the paced load, and the
+    /// share of one CPU it takes at 3,000 a second.
+    pub pfcp_supervisor_us_per_datagram: Option<f64>,
+    pub pfcp_supervisor_cpu_share: Option<f64>,
+    /// 1,400-byte datagrams as fast as they go (GTP-U-like), median over rounds.
+    pub blast_datagrams_per_s: f64,
+    pub blast_mb_per_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -317,6 +348,36 @@ pub fn render(r: &Report) -> String {
     if let Some(t) = &r.trace {
         render_trace(&mut s, t);
     }
+    if let Some(d) = &r.datagrams {
+        let _ = writeln!(
+            s,
+            "UDP datagrams to a learned peer on 127.0.0.1 ({} interleaved rounds; latency in microseconds, median / p99; `inspect` and `off` are enforce mode with and without datagram inspection):\n\n| config | sendto with an address | connected send | PFCP-like, 3,000/s | supervisor CPU per datagram, and share of a CPU at 3,000/s | GTP-U-like blast, 1,400 B |\n| --- | --- | --- | --- | --- | --- |",
+            d.rounds
+        );
+        for c in &d.configs {
+            let cpu = match (
+                c.pfcp_supervisor_us_per_datagram,
+                c.pfcp_supervisor_cpu_share,
+            ) {
+                (Some(u), Some(sh)) => format!("{u:.1} us, {:.1}%", sh * 100.0),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} / {} | {} / {} | {} / {} | {cpu} | {:.0}/s, {:.0} MB/s |",
+                c.config,
+                us(c.sendto.median_ns),
+                us(c.sendto.p99_ns),
+                us(c.connected.median_ns),
+                us(c.connected.p99_ns),
+                us(c.pfcp.median_ns),
+                us(c.pfcp.p99_ns),
+                c.blast_datagrams_per_s,
+                c.blast_mb_per_s
+            );
+        }
+        let _ = writeln!(s, "\nEvents written under enforce: {}.\n", d.events);
+    }
     if let Some(n) = &r.nginx {
         let _ = writeln!(
             s,
@@ -461,6 +522,20 @@ mod tests {
                     },
                 ],
             }),
+            datagrams: Some(Datagrams {
+                rounds: 1,
+                configs: vec![DatagramConfig {
+                    config: "inspect".into(),
+                    sendto: sum,
+                    connected: sum,
+                    pfcp: sum,
+                    pfcp_supervisor_us_per_datagram: Some(12.0),
+                    pfcp_supervisor_cpu_share: Some(0.036),
+                    blast_datagrams_per_s: 30000.0,
+                    blast_mb_per_s: 42.0,
+                }],
+                events: 0,
+            }),
             nginx: Some(Server {
                 tool: "wrk".into(),
                 rounds: 1,
@@ -509,5 +584,7 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("8.8 MiB"), "{table}");
+        assert!(table.contains("| inspect | 0.80 / 1.50 |"), "{table}");
+        assert!(table.contains("12.0 us, 3.6%"), "{table}");
     }
 }

@@ -88,6 +88,43 @@ pub fn connect_loopback_raw(sock: BorrowedFd<'_>, addr: &libc::sockaddr_in) -> i
     }
 }
 
+/// A UDP socket (close-on-exec).
+pub fn udp_socket() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = cvt(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+            as libc::c_long,
+    )?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// sendto(2) of `buf` to `to` (None: the connected peer, a null address) as
+/// the raw syscall; returns its result.
+#[inline(always)]
+pub fn sendto_raw(sock: BorrowedFd<'_>, buf: &[u8], to: Option<&libc::sockaddr_in>) -> i64 {
+    let (addr, len) = match to {
+        Some(a) => (
+            a as *const libc::sockaddr_in as usize,
+            std::mem::size_of::<libc::sockaddr_in>(),
+        ),
+        None => (0, 0),
+    };
+    // SAFETY: `buf` is readable for its length; `addr` is null or a valid
+    // sockaddr_in of the size passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            sock.as_raw_fd(),
+            buf.as_ptr(),
+            buf.len(),
+            0,
+            addr,
+            len,
+        )
+    }
+}
+
 /// The sockaddr for 127.0.0.1:`port`.
 pub fn loopback(port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {

@@ -27,6 +27,11 @@ pub mod annotations {
     pub const EXEC_SESSIONS: &str = "nfguard.io/exec-sessions";
     /// JSON: the alert sinks of this pod (replaces the cluster's default, see docs/alerts.md).
     pub const SINKS: &str = "nfguard.io/sinks";
+    /// `inspect` | `off`, for every monitored container, or per container
+    /// (`upf-u=off,upf-c=inspect`; unnamed containers get the default,
+    /// `inspect`): whether a datagram's destination is judged at every send
+    /// or only at `connect()` (see [`crate::Datagrams`]).
+    pub const DATAGRAMS: &str = "nfguard.io/datagrams";
     /// Written by the injector: what was injected, by which version.
     pub const STATUS: &str = "nfguard.io/status";
     /// With a console: how long the model runs in dry-run before it is active (`24h`).
@@ -70,6 +75,9 @@ pub mod env {
     pub const SOCKET: &str = "NFGUARD_SOCKET";
     /// JSON: the sinks configuration (docs/alerts.md).
     pub const SINKS: &str = "NFGUARD_SINKS";
+    /// Set on a monitored container: `inspect` or `off`, which of the two
+    /// seccomp programs its launcher installs (see [`crate::Datagrams`]).
+    pub const DATAGRAMS: &str = "NFGUARD_DATAGRAMS";
     /// The console's URL: with it, the sidecar shares its workload's model (docs/console.md).
     pub const CONSOLE_URL: &str = "NFGUARD_CONSOLE_URL";
     /// The credential for the console: the projected service-account token, or a join token.
@@ -103,6 +111,8 @@ pub mod console {
     /// The audience of the projected token (the console's TokenReview asks for it).
     pub const AUDIENCE: &str = "nfguard-console";
 }
+
+pub mod interfaces;
 
 /// What nfguard does with an action outside the learned model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,6 +208,102 @@ impl FromStr for ExecSessions {
     }
 }
 
+/// Whether the destination of each datagram is judged.
+///
+/// - `inspect` (the default): the launcher installs the program that also
+///   notifies sends naming a destination (`sendto` with an address, every
+///   `sendmsg` and `sendmmsg`); each destination is judged like a connect,
+///   and in enforce mode the supervisor makes the send itself. A connected
+///   socket's `send`/`write`/`sendto(NULL)` still costs nothing.
+/// - `off`: destinations are judged at `connect()` only; a datagram sent
+///   with an address of its own is not seen. For a user-plane container
+///   (a UPF's GTP-U socket at line rate), where a notification per packet
+///   costs more than the work itself (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Datagrams {
+    #[default]
+    Inspect,
+    Off,
+}
+
+impl Datagrams {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Datagrams::Inspect => "inspect",
+            Datagrams::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for Datagrams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Datagrams {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "inspect" => Ok(Datagrams::Inspect),
+            "off" => Ok(Datagrams::Off),
+            _ => Err(BadValue {
+                what: "datagrams setting",
+                value: s.to_string(),
+                allowed: "inspect, off",
+            }),
+        }
+    }
+}
+
+/// The `nfguard.io/datagrams` annotation: one setting for every container,
+/// or `NAME=SETTING` pairs (comma-separated) with the default for the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatagramsAnnotation {
+    pub all: Datagrams,
+    pub per_container: Vec<(String, Datagrams)>,
+}
+
+impl DatagramsAnnotation {
+    /// The setting of container `name`.
+    pub fn of(&self, name: &str) -> Datagrams {
+        self.per_container
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(self.all, |(_, d)| *d)
+    }
+}
+
+impl FromStr for DatagramsAnnotation {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if !s.contains('=') {
+            return Ok(DatagramsAnnotation {
+                all: s.parse()?,
+                per_container: Vec::new(),
+            });
+        }
+        let mut out = DatagramsAnnotation::default();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || BadValue {
+                what: "datagrams annotation",
+                value: s.to_string(),
+                allowed: "inspect, off, or CONTAINER=inspect|off pairs separated by commas",
+            };
+            let (name, value) = pair.split_once('=').ok_or_else(bad)?;
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(bad());
+            }
+            out.per_container
+                .push((name.to_string(), value.trim().parse().map_err(|_| bad())?));
+        }
+        Ok(out)
+    }
+}
+
 /// A duration that is not of the form `90s`, `10m`, `1h30m`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -247,6 +353,21 @@ mod tests {
         }
         let err = "Enforce".parse::<Mode>().unwrap_err().to_string();
         assert!(err.contains("learn, alert, enforce"), "{err}");
+    }
+
+    #[test]
+    fn the_datagrams_annotation_names_one_setting_or_one_per_container() {
+        let a: DatagramsAnnotation = "off".parse().unwrap();
+        assert_eq!((a.of("upf"), a.of("x")), (Datagrams::Off, Datagrams::Off));
+        let a: DatagramsAnnotation = " upf-u=off, upf-c = inspect ".parse().unwrap();
+        assert_eq!(a.of("upf-u"), Datagrams::Off);
+        assert_eq!(a.of("upf-c"), Datagrams::Inspect);
+        assert_eq!(a.of("other"), Datagrams::default());
+        assert_eq!(Datagrams::default(), Datagrams::Inspect);
+        for bad in ["", "on", "upf=", "=off", "upf=maybe", "upf-u=off,junk"] {
+            let e = bad.parse::<DatagramsAnnotation>().unwrap_err().to_string();
+            assert!(e.contains("inspect"), "{bad}: {e}");
+        }
     }
 
     #[test]

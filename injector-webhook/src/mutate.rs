@@ -399,6 +399,7 @@ pub fn mutate(plan: &Plan, cfg: &Config, images: &ImageConfigs) -> Outcome {
         let env_items = vec![
             json!({"name": env::CONTAINER_NAME, "value": c.name}),
             json!({"name": env::SOCKET, "value": paths::SOCKET}),
+            json!({"name": env::DATAGRAMS, "value": opts.datagrams.of(&c.name).as_str()}),
         ];
         append(&mut ops, &at("env"), c.env.is_some(), env_items);
         append(

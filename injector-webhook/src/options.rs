@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use nfguard_common::{annotations, parse_duration, ExecSessions, Mode};
+use nfguard_common::{annotations, parse_duration, DatagramsAnnotation, ExecSessions, Mode};
 
 use crate::config::DEFAULT_LEARNING_PERIOD;
 
@@ -50,6 +50,9 @@ pub struct PodOptions {
     pub exec_sessions: ExecSessions,
     /// `nfguard.io/sinks`, checked to be a JSON object (the sidecar checks the rest).
     pub sinks: Option<String>,
+    /// `nfguard.io/datagrams`: which seccomp program each monitored
+    /// container's launcher installs (`NFGUARD_DATAGRAMS`).
+    pub datagrams: DatagramsAnnotation,
 }
 
 impl PodOptions {
@@ -145,6 +148,27 @@ impl PodOptions {
                 }
             },
         };
+        let datagrams = match annots.get(annotations::DATAGRAMS) {
+            None => DatagramsAnnotation::default(),
+            Some(v) => {
+                let d = v.parse::<DatagramsAnnotation>().map_err(|e| {
+                    bad(annotations::DATAGRAMS, v, format!("expected {}", e.allowed))
+                })?;
+                for (n, _) in &d.per_container {
+                    if !container_names.contains(&n.as_str()) {
+                        return Err(bad(
+                            annotations::DATAGRAMS,
+                            v,
+                            format!(
+                                "no app container named {n:?} (containers: {})",
+                                container_names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                d
+            }
+        };
         Ok(PodOptions {
             mode,
             learning_period,
@@ -153,6 +177,7 @@ impl PodOptions {
             entrypoint,
             exec_sessions,
             sinks,
+            datagrams,
         })
     }
 }
@@ -200,6 +225,26 @@ mod tests {
         assert_eq!(o.learning_period, "10m");
         assert_eq!(o.exec_sessions, ExecSessions::Alert);
         assert!(o.containers.is_none() && o.entrypoint.is_none());
+    }
+
+    #[test]
+    fn datagram_inspection_is_on_unless_the_pod_turns_it_off_per_container() {
+        use nfguard_common::Datagrams;
+        let o = PodOptions::parse(&BTreeMap::new(), &["smf"]).unwrap();
+        assert_eq!(o.datagrams.of("smf"), Datagrams::Inspect);
+        let a = annots(&[("nfguard.io/datagrams", "upf-u=off")]);
+        let o = PodOptions::parse(&a, &["upf-c", "upf-u"]).unwrap();
+        assert_eq!(o.datagrams.of("upf-u"), Datagrams::Off);
+        assert_eq!(o.datagrams.of("upf-c"), Datagrams::Inspect);
+        let e = PodOptions::parse(&a, &["upf"]).unwrap_err().to_string();
+        assert!(e.contains("no app container named \"upf-u\""), "{e}");
+        let e = PodOptions::parse(&annots(&[("nfguard.io/datagrams", "on")]), &["a"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nfguard.io/datagrams") && e.contains("inspect, off"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -154,6 +154,11 @@ async fn smf_without_command_gets_the_image_entrypoint_from_a_real_registry_and_
     assert_eq!(strings(&smf["command"]), launcher(SMF_ENTRYPOINT));
     assert_eq!(strings(&smf["args"]), SMF_CMD);
     assert_eq!(env_of(smf, "NFGUARD_CONTAINER").unwrap(), "smf");
+    assert_eq!(
+        env_of(smf, "NFGUARD_DATAGRAMS").unwrap(),
+        "inspect",
+        "datagrams are inspected unless nfguard.io/datagrams says off"
+    );
     let mounts = smf["volumeMounts"].as_array().unwrap();
     assert_eq!(mounts.len(), 3, "the pod's own mounts are kept");
     assert!(mounts.contains(&json!({"name": "nfguard", "mountPath": "/nfguard", "readOnly": true})));

@@ -26,6 +26,9 @@ pub const DEFAULT_SOCKET: &str = "/nfguard/supervisor.sock";
 /// The environment variables the launcher reads (`nfguard_common::env`).
 pub const ENV_SOCKET: &core::ffi::CStr = c"NFGUARD_SOCKET";
 pub const ENV_CONTAINER: &core::ffi::CStr = c"NFGUARD_CONTAINER";
+/// `inspect` (the default) or `off`: which seccomp program to install
+/// (`nfguard_policy::PROGRAM_DATAGRAMS` or `PROGRAM`; `nfguard_common::Datagrams`).
+pub const ENV_DATAGRAMS: &core::ffi::CStr = c"NFGUARD_DATAGRAMS";
 
 /// What the launcher was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub struct LaunchConfig {
     pub grace_ms: u64,
     /// Follow the workload with ptrace (`--no-trace` turns it off).
     pub trace: bool,
+    /// Install the program that inspects datagrams (`NFGUARD_DATAGRAMS`).
+    pub datagrams: bool,
     pub command: Vec<String>,
 }
 
@@ -51,6 +56,8 @@ pub struct LaunchEnv {
     pub socket: Option<Vec<u8>>,
     /// `NFGUARD_CONTAINER`, if set (any bytes; only UTF-8 counts).
     pub container: Option<Vec<u8>>,
+    /// `NFGUARD_DATAGRAMS`, if set.
+    pub datagrams: Option<Vec<u8>>,
 }
 
 impl LaunchEnv {
@@ -60,6 +67,7 @@ impl LaunchEnv {
         LaunchEnv {
             socket: crate::sys::getenv(ENV_SOCKET),
             container: crate::sys::getenv(ENV_CONTAINER),
+            datagrams: crate::sys::getenv(ENV_DATAGRAMS),
         }
     }
 }
@@ -80,6 +88,18 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
         .and_then(|c| core::str::from_utf8(c).ok())
         .unwrap_or("main")
         .to_string();
+    // Unset means the default (inspect); anything but the two words is a
+    // mistake in the pod spec, refused before the command starts.
+    let datagrams = match env.datagrams.as_deref() {
+        None | Some(b"inspect") => true,
+        Some(b"off") => false,
+        Some(other) => {
+            return Err(format!(
+                "invalid NFGUARD_DATAGRAMS {:?}: expected inspect or off",
+                String::from_utf8_lossy(other)
+            ))
+        }
+    };
     let (mut session, mut user) = (None, None);
     let (mut grace_ms, mut trace) = (DEFAULT_GRACE_MS, true);
     let mut i = 0;
@@ -143,6 +163,7 @@ pub fn parse_args(args: &[String], env: &LaunchEnv) -> Result<LaunchConfig, Stri
                     user,
                     grace_ms,
                     trace,
+                    datagrams,
                     command,
                 });
             }
@@ -223,8 +244,9 @@ pub fn hello(cfg: &LaunchConfig, k: &KeeperState) -> String {
         Some(s) => json_string(s),
         None => "null".to_string(),
     };
+    let datagrams = if cfg.datagrams { "inspect" } else { "off" };
     format!(
-        "{{\"version\":{PROTOCOL_VERSION},\"container\":{},\"child_pid\":{},\"handoffs\":{},\"session\":{},\"user\":{},\"traced\":{},\"exe\":{}}}",
+        "{{\"version\":{PROTOCOL_VERSION},\"container\":{},\"child_pid\":{},\"handoffs\":{},\"session\":{},\"user\":{},\"traced\":{},\"exe\":{},\"datagrams\":\"{datagrams}\"}}",
         json_string(&cfg.container),
         k.child,
         k.handoffs,
@@ -286,16 +308,31 @@ mod tests {
         let c = parse_args(&args(&["--", "x"]), &LaunchEnv::default()).unwrap();
         assert_eq!(c.socket, DEFAULT_SOCKET.as_bytes());
         assert_eq!(c.container, "main");
+        assert!(
+            c.datagrams,
+            "datagrams are inspected unless the pod says off"
+        );
         let env = LaunchEnv {
             socket: Some(b"/run/\xffs".to_vec()),
             container: Some(b"nf".to_vec()),
+            datagrams: Some(b"off".to_vec()),
         };
         let c = parse_args(&args(&["--", "x"]), &env).unwrap();
         assert_eq!(c.socket, b"/run/\xffs");
         assert_eq!(c.container, "nf");
+        assert!(!c.datagrams);
+        let env = LaunchEnv {
+            datagrams: Some(b"on".to_vec()),
+            ..LaunchEnv::default()
+        };
+        assert_eq!(
+            parse_args(&args(&["--", "x"]), &env).unwrap_err(),
+            "invalid NFGUARD_DATAGRAMS \"on\": expected inspect or off"
+        );
         let env = LaunchEnv {
             socket: None,
             container: Some(b"n\xfff".to_vec()),
+            datagrams: None,
         };
         assert_eq!(
             parse_args(&args(&["--", "x"]), &env).unwrap().container,
@@ -341,7 +378,7 @@ mod tests {
         };
         assert_eq!(
             hello(&c, &k),
-            r#"{"version":2,"container":"main","child_pid":7,"handoffs":0,"session":"s1","user":null,"traced":false,"exe":null}"#
+            r#"{"version":2,"container":"main","child_pid":7,"handoffs":0,"session":"s1","user":null,"traced":false,"exe":null,"datagrams":"inspect"}"#
         );
     }
 

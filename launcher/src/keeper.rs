@@ -50,7 +50,11 @@ pub fn run(cfg: LaunchConfig) -> i32 {
     };
     let c_program = to_c(&program);
     let c_args: Vec<CString> = cfg.command.iter().map(|a| to_c(a.as_bytes())).collect();
-    let bpf = &crate::FILTER;
+    let bpf: &[libc::sock_filter] = if cfg.datagrams {
+        &crate::FILTER_DATAGRAMS
+    } else {
+        &crate::FILTER
+    };
 
     // Block the signals we handle before forking, so none is lost between fork
     // and the signalfd; the child unblocks everything before exec.
@@ -69,7 +73,7 @@ pub fn run(cfg: LaunchConfig) -> i32 {
         Err(e) => fail(EXIT_SETUP, format_args!("fork: {e}")),
         Ok(0) => {
             drop(keeper_end);
-            child_exec(child_end, bpf, &c_program, &c_args)
+            child_exec(child_end, (bpf, cfg.datagrams), &c_program, &c_args)
         }
         Ok(child) => child,
     };
@@ -177,7 +181,12 @@ const TRACE_OPTIONS: libc::c_ulong = ptrace::O_TRACEEXEC
 
 /// The child: install the filter, hand the listener to the keeper, wait
 /// until the keeper traces it, exec.
-fn child_exec(to_keeper: Fd, bpf: &[libc::sock_filter], program: &CString, args: &[CString]) -> ! {
+fn child_exec(
+    to_keeper: Fd,
+    (bpf, datagrams): (&[libc::sock_filter], bool),
+    program: &CString,
+    args: &[CString],
+) -> ! {
     // The command starts with every signal unblocked and at its default
     // action, as under any init: the keeper's own mask and the SIGPIPE
     // ignore (both inherited across exec) are not the command's business.
@@ -199,8 +208,15 @@ fn child_exec(to_keeper: Fd, bpf: &[libc::sock_filter], program: &CString, args:
         ),
     };
     // From here until execve, only syscalls the filter does not notify:
-    // sendmsg, read, close, exit (policy/src/lib.rs keeps it that way).
-    if let Err(e) = sys::send_fd(&to_keeper, b"listener", listener.raw()) {
+    // sendmsg, read, close, exit (policy/src/lib.rs keeps it that way). The
+    // program that inspects datagrams notifies every sendmsg but one that
+    // carries the handover flag: this one, which nobody could answer yet.
+    let flags = if datagrams {
+        nfguard_policy::HANDOVER_FLAG as c_int
+    } else {
+        0
+    };
+    if let Err(e) = sys::send_fd(&to_keeper, b"listener", listener.raw(), flags) {
         fail(
             EXIT_SETUP,
             format_args!("handing the listener to the keeper: {e}"),
@@ -222,6 +238,17 @@ fn child_exec(to_keeper: Fd, bpf: &[libc::sock_filter], program: &CString, args:
         }
     }
     drop(to_keeper);
+    if datagrams {
+        // The flag let the handover through; from now on it lets nothing
+        // through. Without the seal the command would have a way around
+        // datagram inspection: better not to start it.
+        if let Err(e) = sys::install_filter(&crate::SEAL) {
+            fail(
+                EXIT_SETUP,
+                format_args!("seccomp(SECCOMP_SET_MODE_FILTER) of the seal: {e}"),
+            );
+        }
+    }
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(core::ptr::null());
     let err = sys::execv(program, &argv);
@@ -407,7 +434,7 @@ impl Keeper<'_> {
                         exe: self.exe.clone(),
                     },
                 );
-                match sys::send_fd(&s, msg.as_bytes(), self.listener.raw()) {
+                match sys::send_fd(&s, msg.as_bytes(), self.listener.raw(), 0) {
                     Ok(()) => {
                         self.handoffs += 1;
                         self.connected_at = sys::now_ns();

@@ -8,6 +8,7 @@
 //!   socketpair, block signals, fork ─────────► dumpable, own process group,
 //!   not dumpable, subreaper                    no_new_privs, seccomp(NEW_LISTENER)
 //!   recv listener  ◄──── SCM_RIGHTS ────────── sendmsg (not notified), close
+//!                                              (inspecting datagrams: seccomp(SEAL))
 //!   PTRACE_SEIZE the child (exec, fork,        read: waits for the keeper
 //!   vfork, clone, exitkill), terminal to it
 //!   "go" ───────────────────────────────────► execve(CMD)  ── waits for the supervisor's verdict
@@ -37,7 +38,8 @@
 //! std's panic and backtrace machinery (gimli, addr2line, demangling) and the
 //! glibc parts its runtime pulls in (sscanf, strtod) out of the binary. The
 //! seccomp program is the policy crate's (`policy/`), compiled from its table
-//! when that crate is built: [`FILTER`] is plain data. It starts no thread:
+//! when that crate is built: [`FILTER`] and [`FILTER_DATAGRAMS`] are plain
+//! data, and `NFGUARD_DATAGRAMS` chooses between them. It starts no thread:
 //! everything (signals, wait statuses, the supervisor's connection) goes
 //! through one poll loop that never blocks on the supervisor.
 #![cfg_attr(not(test), no_std)]
@@ -60,11 +62,15 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 
 pub use config::{
     hello, json_string, parse_args, parse_millis, resolve_command, KeeperState, LaunchConfig,
-    LaunchEnv, DEFAULT_GRACE_MS, DEFAULT_SOCKET, ENV_CONTAINER, ENV_SOCKET, EXIT_NOT_FOUND,
-    EXIT_SETUP, EXIT_USAGE, PROTOCOL_VERSION, USAGE,
+    LaunchEnv, DEFAULT_GRACE_MS, DEFAULT_SOCKET, ENV_CONTAINER, ENV_DATAGRAMS, ENV_SOCKET,
+    EXIT_NOT_FOUND, EXIT_SETUP, EXIT_USAGE, PROTOCOL_VERSION, USAGE,
 };
-/// The seccomp program the launcher installs (`nfguard_policy::PROGRAM`).
+/// The seccomp program the launcher installs without datagram inspection
+/// (`nfguard_policy::PROGRAM`).
 pub use nfguard_policy::PROGRAM as FILTER;
+/// The one it installs with it (`nfguard_policy::PROGRAM_DATAGRAMS`), and the
+/// seal it adds once the listener is handed over (`nfguard_policy::SEAL`).
+pub use nfguard_policy::{PROGRAM_DATAGRAMS as FILTER_DATAGRAMS, SEAL};
 pub use trace::{exec_line, parse_verdict, Verdict};
 
 /// Exit status after a panic (what Rust's runtime returns).

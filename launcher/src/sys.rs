@@ -280,6 +280,30 @@ pub fn install_filter_with_listener(program: &[libc::sock_filter]) -> Result<Fd,
     }
 }
 
+/// Installs `program` as one more filter (no listener: it must never notify).
+pub fn install_filter(program: &[libc::sock_filter]) -> Result<(), IoError> {
+    let len = u16::try_from(program.len()).map_err(|_| IoError::Msg("BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `program`, which outlives the call; the
+    // kernel copies the program before returning and never writes to it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if ret < 0 {
+        Err(IoError::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// Room for one SCM_RIGHTS control message carrying one fd (what
 /// `nix::cmsg_space!([RawFd; 1])` reserved), 8-byte aligned.
 // SAFETY: CMSG_SPACE is arithmetic on its argument.
@@ -287,8 +311,8 @@ const CMSG_ONE_FD: usize = unsafe { libc::CMSG_SPACE(4) } as usize;
 #[repr(C, align(8))]
 struct CmsgBuf([u8; CMSG_ONE_FD]);
 
-/// Sends `data` with exactly one fd attached (SCM_RIGHTS).
-pub fn send_fd(sock: &Fd, data: &[u8], fd: c_int) -> Result<(), IoError> {
+/// Sends `data` with exactly one fd attached (SCM_RIGHTS), with `flags`.
+pub fn send_fd(sock: &Fd, data: &[u8], fd: c_int, flags: c_int) -> Result<(), IoError> {
     let mut cbuf = CmsgBuf([0; CMSG_ONE_FD]);
     let mut iov = libc::iovec {
         iov_base: data.as_ptr().cast_mut().cast(),
@@ -309,7 +333,7 @@ pub fn send_fd(sock: &Fd, data: &[u8], fd: c_int) -> Result<(), IoError> {
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
         core::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
-        libc::sendmsg(sock.raw(), &msg, 0)
+        libc::sendmsg(sock.raw(), &msg, flags)
     };
     if ret < 0 {
         Err(IoError::last())
@@ -797,7 +821,7 @@ mod tests {
             assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
             (Fd(p[0]), Fd(p[1]))
         };
-        send_fd(&a, b"listener", r.raw()).unwrap();
+        send_fd(&a, b"listener", r.raw(), 0).unwrap();
         let (got, bytes) = recv_fd(&b).unwrap();
         assert_eq!(bytes, b"listener");
         assert_ne!(got.raw(), r.raw());

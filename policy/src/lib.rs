@@ -19,13 +19,21 @@
 //! as a table.
 //!
 //! Design rules (docs/architecture.md, facts 5 and 7):
-//! - notify only what matters: read-only opens, reads, writes, sendmsg never
-//!   leave the kernel (the BPF program looks at open flags and chmod modes);
+//! - notify only what matters: read-only opens, reads, writes never leave the
+//!   kernel (the BPF program looks at open flags, chmod modes, a send's
+//!   destination pointer, a socket option's level);
+//! - two programs come from the one table: [`PROGRAM`] judges a datagram's
+//!   destination at `connect()` only, [`PROGRAM_DATAGRAMS`] also notifies
+//!   sends that name one (a rule's `datagrams` action); the launcher installs
+//!   one of them, as `NFGUARD_DATAGRAMS` says;
 //! - a foreign ABI (i386 through int 0x80, x32 numbers) is refused, since the
 //!   supervisor decodes x86_64 numbers only;
 //! - io_uring is refused: its submissions bypass seccomp entirely;
 //! - nothing the launcher calls between installing the filter and exec
-//!   (sendmsg, read, close) is notified, or the launcher would wait on itself.
+//!   (sendmsg, read, close) is notified, or the launcher would wait on itself:
+//!   with datagram inspection its handover `sendmsg` carries
+//!   [`HANDOVER_FLAG`], which that program lets through, and [`SEAL`] refuses
+//!   the flag once the listener is handed over.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -53,8 +61,20 @@ pub enum Action {
     Notify,
     /// Ask the supervisor only when `arg & mask != 0` (low 32 bits of the argument).
     NotifyIfArgMask { arg: u8, mask: u32 },
-    /// Ask the supervisor only when the argument (low 32 bits) is one of these.
+    /// Ask the supervisor only when the argument (low 32 bits) is one of
+    /// these (both the same: an equality).
     NotifyIfArgIn { arg: u8, values: [u32; 2] },
+    /// Ask the supervisor only when the argument, all 64 bits of it, is not
+    /// zero: a pointer was given (`sendto`'s destination). Both halves are
+    /// tested: a pointer whose low half is zero is still a pointer.
+    NotifyIfArgNonZero { arg: u8 },
+    /// Ask the supervisor only when both arguments (low 32 bits) have these
+    /// values (`getsockopt` at SCTP's level of its one option that connects).
+    NotifyIfArgsEq { first: (u8, u32), second: (u8, u32) },
+    /// Ask the supervisor unless `arg & mask != 0`: the launcher's own
+    /// handover `sendmsg` carries the mask, and the [`SEAL`] it installs
+    /// right after refuses every later call that does.
+    NotifyUnlessArgMask { arg: u8, mask: u32 },
     /// Refuse with this errno, without asking: for calls a C library retries
     /// another way (`clone3` -> `clone`), never for an action refused.
     Errno(u32),
@@ -137,6 +157,10 @@ pub enum Decoder {
     /// A send with a destination of its own (notified for `MSG_FASTOPEN`,
     /// which connects a TCP socket without `connect`).
     Send(SendOf),
+    /// `setsockopt(fd, level, name, val, len)` (`get: false`) and
+    /// `getsockopt(fd, level, name, val, lenp)`: notified at SCTP's level
+    /// only, where options add addresses (`sctp_bindx`, `sctp_connectx`).
+    SockOpt { get: bool },
     /// The open family: a path, flags and (for creates) a mode.
     Open {
         dir: Dir,
@@ -223,9 +247,31 @@ pub enum Decoder {
 pub struct Rule {
     pub nr: i64,
     pub name: &'static str,
+    /// The action in both programs, unless `datagrams` says otherwise.
     pub action: Action,
+    /// The action in the program that inspects datagrams
+    /// ([`PROGRAM_DATAGRAMS`]), when it differs from `action`.
+    pub datagrams: Option<Action>,
     pub decoder: Decoder,
     pub why: &'static str,
+}
+
+impl Rule {
+    /// This rule with `action` in the program that inspects datagrams.
+    pub const fn inspecting(self, action: Action) -> Rule {
+        Rule {
+            datagrams: Some(action),
+            ..self
+        }
+    }
+
+    /// The rule's action in the program with (`true`) or without datagram inspection.
+    pub const fn action_in(&self, datagrams: bool) -> Action {
+        match (datagrams, self.datagrams) {
+            (true, Some(a)) => a,
+            _ => self.action,
+        }
+    }
 }
 
 const fn notify(nr: i64, name: &'static str, decoder: Decoder, why: &'static str) -> Rule {
@@ -233,6 +279,7 @@ const fn notify(nr: i64, name: &'static str, decoder: Decoder, why: &'static str
         nr,
         name,
         action: Action::Notify,
+        datagrams: None,
         decoder,
         why,
     }
@@ -249,6 +296,7 @@ const fn notify_if(
         nr,
         name,
         action: Action::NotifyIfArgMask { arg, mask },
+        datagrams: None,
         decoder,
         why,
     }
@@ -265,6 +313,35 @@ const fn notify_in(
         nr,
         name,
         action: Action::NotifyIfArgIn { arg, values },
+        datagrams: None,
+        decoder,
+        why,
+    }
+}
+
+/// Notified when argument `arg` equals `value` (low 32 bits).
+const fn notify_eq(
+    nr: i64,
+    name: &'static str,
+    (arg, value): (u8, u32),
+    decoder: Decoder,
+    why: &'static str,
+) -> Rule {
+    notify_in(nr, name, (arg, [value, value]), decoder, why)
+}
+
+const fn notify_both(
+    nr: i64,
+    name: &'static str,
+    (first, second): ((u8, u32), (u8, u32)),
+    decoder: Decoder,
+    why: &'static str,
+) -> Rule {
+    Rule {
+        nr,
+        name,
+        action: Action::NotifyIfArgsEq { first, second },
+        datagrams: None,
         decoder,
         why,
     }
@@ -283,6 +360,7 @@ const fn refuse(nr: i64, name: &'static str, errno: i32, why: &'static str) -> R
         nr,
         name,
         action: Action::Errno(errno as u32),
+        datagrams: None,
         decoder: Decoder::Refused,
         why,
     }
@@ -301,6 +379,23 @@ pub const CLONE_NEW_MASK: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET) as u32;
 pub const UNSHARE_NEW_MASK: u32 = CLONE_NEW_MASK | 0x80; // CLONE_NEWTIME
+/// SCTP's socket option level (`IPPROTO_SCTP`).
+pub const SOL_SCTP: u32 = 132;
+/// SCTP options that add addresses (linux/sctp.h): bind more local ones,
+/// connect to more peers. CONNECTX3 is a getsockopt (it returns the
+/// association id); the others are setsockopts.
+pub const SCTP_SOCKOPT_BINDX_ADD: u32 = 100;
+pub const SCTP_SOCKOPT_BINDX_REM: u32 = 101;
+pub const SCTP_SOCKOPT_CONNECTX_OLD: u32 = 107;
+pub const SCTP_SOCKOPT_CONNECTX: u32 = 110;
+pub const SCTP_SOCKOPT_CONNECTX3: u32 = 111;
+/// The flag of the launcher's handover `sendmsg` in the program that
+/// inspects datagrams: that program notifies every other `sendmsg`, and
+/// nobody answers the launcher's own before it has handed the listener
+/// over. `MSG_CMSG_CLOEXEC` is a receive flag the kernel ignores on a send,
+/// so no program sends with it; once the listener is handed over the
+/// launcher installs [`SEAL`], which refuses every `sendmsg` that carries it.
+pub const HANDOVER_FLAG: u32 = libc::MSG_CMSG_CLOEXEC as u32;
 /// `fcntl`'s F_SETOWN_EX (linux/fcntl.h), which libc does not name.
 pub const F_SETOWN_EX: u32 = 15;
 /// `ioctl` requests that set who gets an fd's SIGIO.
@@ -821,26 +916,56 @@ pub const RULES: &[Rule] = &[
         D::Listen,
         "the port a stream socket starts accepting on",
     ),
+    // Sends that name a destination. Without datagram inspection
+    // ([`PROGRAM`]) only MSG_FASTOPEN is notified: it connects a TCP socket
+    // without connect(). With it ([`PROGRAM_DATAGRAMS`]), a sendto with a
+    // destination is (a null one sends to the connected peer, judged at
+    // connect(): no cost per datagram), and sendmsg and sendmmsg always are,
+    // since their destination is in memory. A fast-open send with no
+    // destination is refused by the kernel (EINVAL), so the address test
+    // covers MSG_FASTOPEN too.
     notify_if(
         libc::SYS_sendto,
         "sendto",
         (3, libc::MSG_FASTOPEN as u32),
         D::Send(SendOf::To),
-        "MSG_FASTOPEN connects a TCP socket without connect()",
-    ),
+        "a destination of its own: MSG_FASTOPEN, or with datagram inspection any address",
+    )
+    .inspecting(Action::NotifyIfArgNonZero { arg: 4 }),
     notify_if(
         libc::SYS_sendmsg,
         "sendmsg",
         (2, libc::MSG_FASTOPEN as u32),
         D::Send(SendOf::Msg),
-        "MSG_FASTOPEN connects a TCP socket without connect()",
-    ),
+        "a destination in memory: MSG_FASTOPEN, or with datagram inspection every call",
+    )
+    .inspecting(Action::NotifyUnlessArgMask {
+        arg: 2,
+        mask: HANDOVER_FLAG,
+    }),
     notify_if(
         libc::SYS_sendmmsg,
         "sendmmsg",
         (3, libc::MSG_FASTOPEN as u32),
         D::Send(SendOf::Mmsg),
-        "MSG_FASTOPEN connects a TCP socket without connect()",
+        "destinations in memory: MSG_FASTOPEN, or with datagram inspection every call",
+    )
+    .inspecting(Action::Notify),
+    // SCTP adds addresses through socket options (sctp_bindx, sctp_connectx):
+    // notified at SCTP's level only, so every other option stays in the kernel.
+    notify_eq(
+        libc::SYS_setsockopt,
+        "setsockopt",
+        (1, SOL_SCTP),
+        D::SockOpt { get: false },
+        "SCTP_SOCKOPT_BINDX_ADD and SCTP_SOCKOPT_CONNECTX(_OLD) bind and connect more addresses",
+    ),
+    notify_both(
+        libc::SYS_getsockopt,
+        "getsockopt",
+        ((1, SOL_SCTP), (2, SCTP_SOCKOPT_CONNECTX3)),
+        D::SockOpt { get: true },
+        "SCTP_SOCKOPT_CONNECTX3, sctp_connectx's first form, connects through getsockopt",
     ),
     // io_uring submissions are not seen by seccomp at all.
     forbid(
@@ -887,6 +1012,9 @@ const fn off_arg_low(arg: u8) -> u32 {
     // args[] starts at 16; x86_64 is little-endian, so the low half comes first.
     16 + 8 * arg as u32
 }
+const fn off_arg_high(arg: u8) -> u32 {
+    off_arg_low(arg) + 4
+}
 
 pub const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 pub const RET_NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
@@ -908,13 +1036,17 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 }
 
 /// Instructions of one rule's body, which always ends in a `ret`.
-const fn body_len(r: &Rule) -> usize {
-    match r.action {
+const fn body_len(r: &Rule, datagrams: bool) -> usize {
+    match r.action_in(datagrams) {
         Action::Notify | Action::Errno(_) => 1,
         // ld arg; jset mask; ret notify; ret allow
-        Action::NotifyIfArgMask { .. } => 4,
+        Action::NotifyIfArgMask { .. } | Action::NotifyUnlessArgMask { .. } => 4,
         // ld arg; jeq a; jeq b; ret allow; ret notify
         Action::NotifyIfArgIn { .. } => 5,
+        // ld low; jeq 0; ret notify; ld high; jeq 0; ret allow; ret notify
+        Action::NotifyIfArgNonZero { .. } => 7,
+        // ld a; jeq; ld b; jeq; ret allow; ret notify
+        Action::NotifyIfArgsEq { .. } => 6,
     }
 }
 
@@ -954,19 +1086,19 @@ pub const fn sorted<const N: usize>(rules: &[Rule]) -> [Rule; N] {
 }
 
 /// Instructions of the dispatch (sub)tree over `sorted[lo..hi]`.
-const fn tree_len(sorted: &[Rule], lo: usize, hi: usize) -> usize {
+const fn tree_len(sorted: &[Rule], lo: usize, hi: usize, datagrams: bool) -> usize {
     if hi - lo <= LEAF {
         // Each rule: jeq then its body inline; then `ret ALLOW` for every other number.
         let mut n = 1;
         let mut i = lo;
         while i < hi {
-            n += 1 + body_len(&sorted[i]);
+            n += 1 + body_len(&sorted[i], datagrams);
             i += 1;
         }
         n
     } else {
         let mid = (lo + hi) / 2;
-        1 + tree_len(sorted, lo, mid) + tree_len(sorted, mid, hi)
+        1 + tree_len(sorted, lo, mid, datagrams) + tree_len(sorted, mid, hi, datagrams)
     }
 }
 
@@ -981,18 +1113,18 @@ const fn emit<const N: usize>(
     prog: &mut [sock_filter; N],
     mut at: usize,
     sorted: &[Rule],
-    lo: usize,
-    hi: usize,
+    (lo, hi): (usize, usize),
+    datagrams: bool,
 ) -> usize {
     if hi - lo <= LEAF {
         let mut i = lo;
         while i < hi {
             let r = &sorted[i];
-            let body = body_len(r);
+            let body = body_len(r, datagrams);
             assert!(body <= u8::MAX as usize);
             prog[at] = jump(BPF_JMP_JEQ_K, r.nr as u32, 0, body as u8);
             at += 1;
-            match r.action {
+            match r.action_in(datagrams) {
                 Action::Notify => prog[at] = stmt(BPF_RET_K, RET_NOTIFY),
                 Action::Errno(e) => prog[at] = stmt(BPF_RET_K, ret_errno(e)),
                 Action::NotifyIfArgMask { arg, mask } => {
@@ -1001,12 +1133,39 @@ const fn emit<const N: usize>(
                     prog[at + 2] = stmt(BPF_RET_K, RET_NOTIFY);
                     prog[at + 3] = stmt(BPF_RET_K, RET_ALLOW);
                 }
+                Action::NotifyUnlessArgMask { arg, mask } => {
+                    prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
+                    prog[at + 1] = jump(BPF_JMP_JSET_K, mask, 0, 1);
+                    prog[at + 2] = stmt(BPF_RET_K, RET_ALLOW);
+                    prog[at + 3] = stmt(BPF_RET_K, RET_NOTIFY);
+                }
                 Action::NotifyIfArgIn { arg, values } => {
                     prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
                     prog[at + 1] = jump(BPF_JMP_JEQ_K, values[0], 2, 0);
                     prog[at + 2] = jump(BPF_JMP_JEQ_K, values[1], 1, 0);
                     prog[at + 3] = stmt(BPF_RET_K, RET_ALLOW);
                     prog[at + 4] = stmt(BPF_RET_K, RET_NOTIFY);
+                }
+                Action::NotifyIfArgNonZero { arg } => {
+                    // Low half zero: the high half decides; otherwise notify.
+                    prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
+                    prog[at + 1] = jump(BPF_JMP_JEQ_K, 0, 1, 0);
+                    prog[at + 2] = stmt(BPF_RET_K, RET_NOTIFY);
+                    prog[at + 3] = stmt(BPF_LD_W_ABS, off_arg_high(arg));
+                    prog[at + 4] = jump(BPF_JMP_JEQ_K, 0, 0, 1);
+                    prog[at + 5] = stmt(BPF_RET_K, RET_ALLOW);
+                    prog[at + 6] = stmt(BPF_RET_K, RET_NOTIFY);
+                }
+                Action::NotifyIfArgsEq {
+                    first: (a, va),
+                    second: (b, vb),
+                } => {
+                    prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(a));
+                    prog[at + 1] = jump(BPF_JMP_JEQ_K, va, 0, 2);
+                    prog[at + 2] = stmt(BPF_LD_W_ABS, off_arg_low(b));
+                    prog[at + 3] = jump(BPF_JMP_JEQ_K, vb, 1, 0);
+                    prog[at + 4] = stmt(BPF_RET_K, RET_ALLOW);
+                    prog[at + 5] = stmt(BPF_RET_K, RET_NOTIFY);
                 }
             }
             at += body;
@@ -1016,31 +1175,38 @@ const fn emit<const N: usize>(
         at + 1
     } else {
         let mid = (lo + hi) / 2;
-        let left = tree_len(sorted, lo, mid);
+        let left = tree_len(sorted, lo, mid, datagrams);
         assert!(
             left <= u8::MAX as usize,
             "BPF jump too long: split the tree further"
         );
         prog[at] = jump(BPF_JMP_JGE_K, sorted[mid].nr as u32, left as u8, 0);
-        let at = emit(prog, at + 1, sorted, lo, mid);
-        emit(prog, at, sorted, mid, hi)
+        let at = emit(prog, at + 1, sorted, (lo, mid), datagrams);
+        emit(prog, at, sorted, (mid, hi), datagrams)
     }
 }
 
-/// The length of the program `compile(rules)` makes.
-pub const fn program_len<const R: usize>(rules: &[Rule]) -> usize {
+/// The length of the program `compile(rules, datagrams)` makes.
+pub const fn program_len<const R: usize>(rules: &[Rule], datagrams: bool) -> usize {
     let s = sorted::<R>(rules);
-    PROLOGUE + tree_len(&s, 0, R)
+    PROLOGUE + tree_len(&s, 0, R, datagrams)
 }
 
 /// Compiles `rules` (`R` of them) into a BPF program of `N` instructions
-/// (`program_len::<R>(rules)`).
+/// (`program_len::<R>(rules, datagrams)`), with each rule's action in the
+/// program that inspects datagrams (`datagrams`) or in the one that does not.
 ///
 /// Layout: the architecture check, the x32 check, then the dispatch tree with
 /// each rule's body inline. A `const fn`, so a table whose jumps do not fit a
 /// BPF offset fails the build, not the launcher.
-pub const fn compile<const R: usize, const N: usize>(rules: &[Rule]) -> [sock_filter; N] {
-    assert!(N == program_len::<R>(rules), "N must be program_len(rules)");
+pub const fn compile<const R: usize, const N: usize>(
+    rules: &[Rule],
+    datagrams: bool,
+) -> [sock_filter; N] {
+    assert!(
+        N == program_len::<R>(rules, datagrams),
+        "N must be program_len(rules, datagrams)"
+    );
     let s = sorted::<R>(rules);
     let mut prog = [stmt(0, 0); N];
     prog[0] = stmt(BPF_LD_W_ABS, OFF_ARCH);
@@ -1050,16 +1216,53 @@ pub const fn compile<const R: usize, const N: usize>(rules: &[Rule]) -> [sock_fi
     prog[3] = stmt(BPF_LD_W_ABS, OFF_NR);
     prog[4] = jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, 0, 1);
     prog[5] = stmt(BPF_RET_K, ret_errno(libc::EPERM as u32));
-    let end = emit(&mut prog, PROLOGUE, &s, 0, R);
+    let end = emit(&mut prog, PROLOGUE, &s, (0, R), datagrams);
     assert!(end == N);
     prog
 }
 
 /// The number of instructions of [`PROGRAM`].
-pub const PROGRAM_LEN: usize = program_len::<{ RULES.len() }>(RULES);
+pub const PROGRAM_LEN: usize = program_len::<{ RULES.len() }>(RULES, false);
+/// The number of instructions of [`PROGRAM_DATAGRAMS`].
+pub const PROGRAM_DATAGRAMS_LEN: usize = program_len::<{ RULES.len() }>(RULES, true);
 
-/// The program the launcher installs, compiled from [`RULES`] when this crate is.
-pub static PROGRAM: [sock_filter; PROGRAM_LEN] = compile::<{ RULES.len() }, PROGRAM_LEN>(RULES);
+/// The program the launcher installs without datagram inspection, compiled
+/// from [`RULES`] when this crate is: a datagram's destination is judged at
+/// `connect()` only.
+pub static PROGRAM: [sock_filter; PROGRAM_LEN] =
+    compile::<{ RULES.len() }, PROGRAM_LEN>(RULES, false);
+
+/// The program the launcher installs with datagram inspection: from the same
+/// table, with each rule's `datagrams` action.
+pub static PROGRAM_DATAGRAMS: [sock_filter; PROGRAM_DATAGRAMS_LEN] =
+    compile::<{ RULES.len() }, PROGRAM_DATAGRAMS_LEN>(RULES, true);
+
+/// The program `datagrams` names (true: with datagram inspection).
+pub fn program(datagrams: bool) -> &'static [sock_filter] {
+    if datagrams {
+        &PROGRAM_DATAGRAMS
+    } else {
+        &PROGRAM
+    }
+}
+
+/// The second filter the launcher installs over [`PROGRAM_DATAGRAMS`] once
+/// it has handed the listener over: `sendmsg` with [`HANDOVER_FLAG`], which
+/// the first program lets through unasked for the launcher's own handover,
+/// is refused (EINVAL) from then on. It needs no listener (it never
+/// notifies); of two filters the kernel takes the stricter answer, so an
+/// errno here overrides the first program's allow. Foreign ABIs are left to
+/// the first program, which refuses them.
+pub static SEAL: [sock_filter; 8] = [
+    stmt(BPF_LD_W_ABS, OFF_ARCH),
+    jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 0, 5),
+    stmt(BPF_LD_W_ABS, OFF_NR),
+    jump(BPF_JMP_JEQ_K, libc::SYS_sendmsg as u32, 0, 3),
+    stmt(BPF_LD_W_ABS, off_arg_low(2)),
+    jump(BPF_JMP_JSET_K, HANDOVER_FLAG, 0, 1),
+    stmt(BPF_RET_K, ret_errno(libc::EINVAL as u32)),
+    stmt(BPF_RET_K, RET_ALLOW),
+];
 
 #[cfg(test)]
 mod tests {
@@ -1098,59 +1301,236 @@ mod tests {
         }
     }
 
+    /// The kernel's answer when several filters are installed: the strictest
+    /// action wins (seccomp compares the action parts as signed ints; ERRNO
+    /// is stricter than USER_NOTIF, which is stricter than ALLOW).
+    fn stacked(progs: &[&[sock_filter]], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        progs
+            .iter()
+            .map(|p| run(p, arch, nr, args))
+            .min_by_key(|r| (r & libc::SECCOMP_RET_ACTION_FULL) as i32)
+            .unwrap()
+    }
+
+    const BOTH: [(bool, &[sock_filter]); 2] = [(false, &PROGRAM), (true, &PROGRAM_DATAGRAMS)];
+
     #[test]
-    fn every_rule_dispatches_to_its_own_action() {
-        for r in RULES {
-            let got = run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, [0; 6]);
-            let want = match r.action {
-                Action::Notify => RET_NOTIFY,
-                Action::Errno(e) => ret_errno(e),
-                Action::NotifyIfArgMask { .. } | Action::NotifyIfArgIn { .. } => RET_ALLOW,
-            };
-            assert_eq!(got, want, "{}", r.name);
-            let mut args = [0u64; 6];
-            match r.action {
-                Action::NotifyIfArgMask { arg, mask } => {
-                    // Each bit of the mask on its own notifies; a high half never does.
-                    for bit in 0..32 {
-                        if mask & (1 << bit) != 0 {
-                            args[arg as usize] = 1 << bit;
-                            assert_eq!(
-                                run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
-                                RET_NOTIFY,
-                                "{}",
-                                r.name
-                            );
+    fn every_rule_dispatches_to_its_own_action_in_both_programs() {
+        for (datagrams, prog) in BOTH {
+            for r in RULES {
+                let name = format!("{} (datagrams: {datagrams})", r.name);
+                let at = |args: [u64; 6]| run(prog, AUDIT_ARCH_X86_64, r.nr as u32, args);
+                let mut args = [0u64; 6];
+                match r.action_in(datagrams) {
+                    Action::Notify => assert_eq!(at(args), RET_NOTIFY, "{name}"),
+                    Action::Errno(e) => assert_eq!(at(args), ret_errno(e), "{name}"),
+                    Action::NotifyIfArgMask { arg, mask } => {
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                        // Each bit of the mask on its own notifies; a high half never does.
+                        for bit in 0..32 {
+                            if mask & (1 << bit) != 0 {
+                                args[arg as usize] = 1 << bit;
+                                assert_eq!(at(args), RET_NOTIFY, "{name}");
+                            }
+                        }
+                        args[arg as usize] = u64::from(!mask) | (u64::from(mask) << 32);
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                    }
+                    Action::NotifyUnlessArgMask { arg, mask } => {
+                        assert_eq!(at(args), RET_NOTIFY, "{name}");
+                        args[arg as usize] = u64::from(!mask) | (u64::from(mask) << 32);
+                        assert_eq!(
+                            at(args),
+                            RET_NOTIFY,
+                            "{name}: a high half counts for nothing"
+                        );
+                        args[arg as usize] = u64::from(mask);
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                    }
+                    Action::NotifyIfArgIn { arg, values } => {
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                        for v in values {
+                            args[arg as usize] = u64::from(v);
+                            assert_eq!(at(args), RET_NOTIFY, "{name}");
+                            // An int argument: the kernel drops the high half, so does the test.
+                            args[arg as usize] = u64::from(v) | 0xdead_beef_0000_0000;
+                            assert_eq!(at(args), RET_NOTIFY, "{name}");
+                        }
+                        args[arg as usize] = u64::from(values[0] + values[1] + 1);
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                    }
+                    Action::NotifyIfArgNonZero { arg } => {
+                        assert_eq!(at(args), RET_ALLOW, "{name}: a null pointer");
+                        for v in [1, 0x7fff_0000_1000, 0x1_0000_0000, u64::MAX, 0x8000_0000] {
+                            args[arg as usize] = v;
+                            assert_eq!(at(args), RET_NOTIFY, "{name}: {v:#x}");
                         }
                     }
-                    args[arg as usize] = u64::from(!mask) | (u64::from(mask) << 32);
-                    assert_eq!(
-                        run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
-                        RET_ALLOW,
-                        "{}",
-                        r.name
-                    );
-                }
-                Action::NotifyIfArgIn { arg, values } => {
-                    for v in values {
-                        args[arg as usize] = u64::from(v);
-                        assert_eq!(
-                            run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
-                            RET_NOTIFY,
-                            "{}",
-                            r.name
-                        );
+                    Action::NotifyIfArgsEq {
+                        first: (a, va),
+                        second: (b, vb),
+                    } => {
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                        args[a as usize] = u64::from(va);
+                        assert_eq!(at(args), RET_ALLOW, "{name}: the first alone");
+                        args[b as usize] = u64::from(vb);
+                        assert_eq!(at(args), RET_NOTIFY, "{name}: both");
+                        args[a as usize] = u64::from(va + 1);
+                        assert_eq!(at(args), RET_ALLOW, "{name}: the second alone");
                     }
-                    args[arg as usize] = u64::from(values[0] + values[1] + 1);
-                    assert_eq!(
-                        run(&PROGRAM, AUDIT_ARCH_X86_64, r.nr as u32, args),
-                        RET_ALLOW,
-                        "{}",
-                        r.name
-                    );
                 }
-                _ => {}
             }
+        }
+    }
+
+    #[test]
+    fn a_sendto_is_notified_for_its_destination_only_with_datagram_inspection() {
+        let sendto = libc::SYS_sendto as u32;
+        // sendto(fd, buf, len, flags, addr, addrlen)
+        let with = |addr: u64, flags: u64| [5, 0x1000, 64, flags, addr, 16];
+        let fastopen = libc::MSG_FASTOPEN as u64;
+        for (addr, flags, off, inspect) in [
+            (0, 0, RET_ALLOW, RET_ALLOW), // connected: judged at connect()
+            (0x7ffd_1234_5678, 0, RET_ALLOW, RET_NOTIFY),
+            (0x1_0000_0000, 0, RET_ALLOW, RET_NOTIFY), // low half zero: still a pointer
+            (0x7ffd_1234_5678, fastopen, RET_NOTIFY, RET_NOTIFY),
+            // A fast-open send needs a destination: without one the kernel refuses it.
+            (0, fastopen, RET_NOTIFY, RET_ALLOW),
+        ] {
+            let args = with(addr, flags);
+            assert_eq!(
+                run(&PROGRAM, AUDIT_ARCH_X86_64, sendto, args),
+                off,
+                "{addr:#x} {flags:#x}"
+            );
+            assert_eq!(
+                run(&PROGRAM_DATAGRAMS, AUDIT_ARCH_X86_64, sendto, args),
+                inspect,
+                "{addr:#x} {flags:#x}"
+            );
+        }
+        for nr in [libc::SYS_sendmsg, libc::SYS_sendmmsg] {
+            let args = [5, 0x1000, 1, 0, 0, 0];
+            assert_eq!(run(&PROGRAM, AUDIT_ARCH_X86_64, nr as u32, args), RET_ALLOW);
+            assert_eq!(
+                run(&PROGRAM_DATAGRAMS, AUDIT_ARCH_X86_64, nr as u32, args),
+                RET_NOTIFY
+            );
+        }
+        // Calls without a destination stay in the kernel in both programs.
+        for nr in [
+            libc::SYS_write,
+            libc::SYS_writev,
+            libc::SYS_recvfrom,
+            libc::SYS_recvmsg,
+        ] {
+            for (_, prog) in BOTH {
+                assert_eq!(
+                    run(prog, AUDIT_ARCH_X86_64, nr as u32, [5, 1, 2, 3, 4, 5]),
+                    RET_ALLOW
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_launchers_handover_passes_once_and_the_seal_refuses_it_after() {
+        let sendmsg = libc::SYS_sendmsg as u32;
+        let handover = [3, 0x1000, u64::from(HANDOVER_FLAG), 0, 0, 0];
+        let plain = [3, 0x1000, libc::MSG_NOSIGNAL as u64, 0, 0, 0];
+        let first: &[sock_filter] = &PROGRAM_DATAGRAMS;
+        // Before the seal: the handover is not notified (nobody could answer
+        // it yet), every other sendmsg is.
+        assert_eq!(
+            stacked(&[first], AUDIT_ARCH_X86_64, sendmsg, handover),
+            RET_ALLOW
+        );
+        assert_eq!(
+            stacked(&[first], AUDIT_ARCH_X86_64, sendmsg, plain),
+            RET_NOTIFY
+        );
+        // After: the flag is an error, the rest is as before.
+        let both = [first, &SEAL[..]];
+        let einval = ret_errno(libc::EINVAL as u32);
+        assert_eq!(stacked(&both, AUDIT_ARCH_X86_64, sendmsg, handover), einval);
+        let mixed = [
+            3,
+            0x1000,
+            u64::from(HANDOVER_FLAG) | libc::MSG_FASTOPEN as u64,
+            0,
+            0,
+            0,
+        ];
+        assert_eq!(stacked(&both, AUDIT_ARCH_X86_64, sendmsg, mixed), einval);
+        assert_eq!(
+            stacked(&both, AUDIT_ARCH_X86_64, sendmsg, plain),
+            RET_NOTIFY
+        );
+        // The seal changes nothing else, whatever the arguments.
+        for r in RULES {
+            for args in [[0; 6], [u64::MAX; 6], handover] {
+                if r.nr as u32 == sendmsg {
+                    continue;
+                }
+                assert_eq!(
+                    stacked(&both, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                    run(first, AUDIT_ARCH_X86_64, r.nr as u32, args),
+                    "{}",
+                    r.name
+                );
+            }
+        }
+        assert_eq!(
+            run(&SEAL, AUDIT_ARCH_X86_64, libc::SYS_getpid as u32, handover),
+            RET_ALLOW
+        );
+        // A foreign ABI's number 46 is not sendmsg: the first program refuses it anyway.
+        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+        assert_eq!(run(&SEAL, AUDIT_ARCH_I386, sendmsg, handover), RET_ALLOW);
+        assert_eq!(
+            stacked(&both, AUDIT_ARCH_I386, sendmsg, handover),
+            ret_errno(libc::EPERM as u32)
+        );
+    }
+
+    #[test]
+    fn only_sctps_socket_options_reach_the_supervisor() {
+        let (set, get) = (libc::SYS_setsockopt as u32, libc::SYS_getsockopt as u32);
+        let sctp = u64::from(SOL_SCTP);
+        for (_, prog) in BOTH {
+            let at = |nr, level: u64, name: u32| {
+                run(
+                    prog,
+                    AUDIT_ARCH_X86_64,
+                    nr,
+                    [4, level, u64::from(name), 0x1000, 16, 0],
+                )
+            };
+            for name in [
+                SCTP_SOCKOPT_BINDX_ADD,
+                SCTP_SOCKOPT_CONNECTX,
+                SCTP_SOCKOPT_CONNECTX_OLD,
+                3, // SCTP_NODELAY: notified too, and continued at once
+            ] {
+                assert_eq!(at(set, sctp, name), RET_NOTIFY, "setsockopt {name}");
+            }
+            // The level is an int: a high half does not hide SCTP's level.
+            assert_eq!(at(set, sctp | 1 << 32, SCTP_SOCKOPT_BINDX_ADD), RET_NOTIFY);
+            for level in [
+                libc::SOL_SOCKET,
+                libc::IPPROTO_IP,
+                libc::IPPROTO_TCP,
+                libc::IPPROTO_IPV6,
+            ] {
+                for name in [SCTP_SOCKOPT_BINDX_ADD, libc::SO_REUSEADDR as u32, 1] {
+                    assert_eq!(at(set, level as u64, name), RET_ALLOW, "{level} {name}");
+                    assert_eq!(at(get, level as u64, name), RET_ALLOW, "{level} {name}");
+                }
+                assert_eq!(at(get, level as u64, SCTP_SOCKOPT_CONNECTX3), RET_ALLOW);
+            }
+            assert_eq!(at(get, sctp, SCTP_SOCKOPT_CONNECTX3), RET_NOTIFY);
+            // getsockopt(SCTP_STATUS) and the like stay in the kernel.
+            assert_eq!(at(get, sctp, 14), RET_ALLOW);
         }
     }
 
@@ -1163,12 +1543,14 @@ mod tests {
             if listed(nr) {
                 continue;
             }
-            assert_eq!(
-                run(&PROGRAM, AUDIT_ARCH_X86_64, nr, [u64::MAX; 6]),
-                RET_ALLOW,
-                "{nr}"
-            );
-            most = most.max(steps(&PROGRAM, nr));
+            for (_, prog) in BOTH {
+                assert_eq!(
+                    run(prog, AUDIT_ARCH_X86_64, nr, [u64::MAX; 6]),
+                    RET_ALLOW,
+                    "{nr}"
+                );
+                most = most.max(steps(prog, nr));
+            }
         }
         eprintln!("an unlisted syscall runs through at most {most} instructions ({} rules, {PROGRAM_LEN} instructions)", RULES.len());
         assert!(most <= 16, "an unlisted syscall takes {most} instructions");
@@ -1280,10 +1662,17 @@ mod tests {
     fn foreign_abis_are_refused() {
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         let eperm = ret_errno(libc::EPERM as u32);
-        assert_eq!(run(&PROGRAM, AUDIT_ARCH_I386, 11, [0; 6]), eperm);
-        assert_eq!(
-            run(&PROGRAM, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 59, [0; 6]),
-            eperm
-        );
+        for (_, prog) in BOTH {
+            assert_eq!(run(prog, AUDIT_ARCH_I386, 11, [0; 6]), eperm);
+            assert_eq!(
+                run(prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 59, [0; 6]),
+                eperm
+            );
+            // x32's sendmsg (518) is no way around the destination check.
+            assert_eq!(
+                run(prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 518, [0; 6]),
+                eperm
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! mode, reason), the acting process ([`Subject`]) and where it runs
 //! ([`Context`]).
 
-use nfguard_common::Mode;
+use nfguard_common::{Datagrams, Mode};
 use serde::Serialize;
 
 use crate::procfs::Ancestor;
@@ -99,6 +99,14 @@ pub struct Event {
     pub address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The core interface of `protocol` and `port` (`PFCP (N4)`, `GSUP`),
+    /// when `nfguard_common::interfaces` names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Network events: whether this process tree's datagrams are inspected
+    /// (`inspect`) or judged at connect() only (`off`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<Datagrams>,
     /// Parents of the acting process, nearest first.
     pub ancestors: Vec<Ancestor>,
     #[serde(flatten)]
@@ -188,6 +196,8 @@ pub struct NetDetails {
     pub port: Option<u16>,
     /// A unix socket's path.
     pub path: Option<String>,
+    /// Which program the process tree runs under.
+    pub datagrams: Option<Datagrams>,
 }
 
 impl Event {
@@ -220,6 +230,8 @@ impl Event {
             protocol: None,
             address: None,
             port: None,
+            interface: None,
+            datagrams: None,
             ancestors: who.ancestors,
             context,
         }
@@ -255,6 +267,10 @@ impl Event {
         e.address = net.address;
         e.port = net.port;
         e.path = net.path;
+        e.datagrams = net.datagrams;
+        if let (Some(protocol), Some(port)) = (&e.protocol, e.port) {
+            e.interface = nfguard_common::interfaces::lookup(protocol, port).map(|i| i.label());
+        }
         e
     }
 

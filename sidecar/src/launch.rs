@@ -95,6 +95,17 @@ mod tests {
             nfguard_launcher::ENV_CONTAINER.to_str(),
             Ok(env::CONTAINER_NAME)
         );
+        assert_eq!(nfguard_launcher::ENV_DATAGRAMS.to_str(), Ok(env::DATAGRAMS));
+        // The launcher's default is the contract's.
+        let cfg = nfguard_launcher::parse_args(
+            &["--".to_string(), "x".to_string()],
+            &nfguard_launcher::LaunchEnv::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.datagrams,
+            nfguard_common::Datagrams::default() == nfguard_common::Datagrams::Inspect
+        );
     }
 
     #[test]

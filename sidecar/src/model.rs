@@ -19,6 +19,25 @@
 //! looks generated (mkstemp suffixes, long hex) becomes `*`, and once a
 //! directory holds more than `COLLAPSE_AT` distinct names for one executable and
 //! operation, they collapse into `dir/*`. `*` matches exactly one path component.
+//!
+//! Peers (`connect`: a TCP or SCTP connect, a UDP connect or datagram
+//! destination) are generalised for NFs that talk to many of them, per
+//! executable and protocol:
+//! - more than [`PEERS_PER_SUBNET`] addresses of one /24 (IPv4) or /64 (IPv6)
+//!   on one port become that subnet (`"address": "10.0.2.0/24"`): a UPF's
+//!   gNBs in one site, an SMF's UPFs;
+//! - more than [`SUBNETS_PER_PORT`] entries (addresses or subnets) on one port
+//!   become any address on that port (`"address": "*"`): a UPF that talks
+//!   GTP-U to every gNB of a region, a server that answers every client from
+//!   its well-known port;
+//! - more than [`PORTS_PER_PEER`] ports to one address (or subnet, or `*`)
+//!   become any port there (`"port": 0`): replies to clients' ephemeral
+//!   ports. Port 0 is never a destination (the kernel refuses it), so it
+//!   cannot be mistaken for one.
+//!
+//! A model entry may be written by hand in the same forms. What stays exact
+//! is what an NF does not do at scale, and an unlearned peer on an unlearned
+//! port is always outside the model.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -34,6 +53,18 @@ pub const LAUNCHER_PARENT: &str = "(launcher)";
 pub const OUTSIDE_PARENT: &str = "(outside)";
 /// Distinct names in one directory (per exe and op) before they collapse into `dir/*`.
 pub const COLLAPSE_AT: usize = 8;
+/// Addresses of one /24 (or IPv6 /64) on one port, per exe and protocol,
+/// before they become the subnet.
+pub const PEERS_PER_SUBNET: usize = 4;
+/// Addresses or subnets on one port, per exe and protocol, before they
+/// become any address on that port (`*`).
+pub const SUBNETS_PER_PORT: usize = 8;
+/// Ports of one address, per exe and protocol, before they become any port (0).
+pub const PORTS_PER_PEER: usize = 8;
+/// A peer entry's address that matches every address.
+pub const ANY_ADDRESS: &str = "*";
+/// A peer entry's port that matches every port.
+pub const ANY_PORT: u16 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProcessEntry {
@@ -251,7 +282,12 @@ impl Model {
             }),
             Observation::Socket(e) => self.network.sockets.contains(e),
             Observation::Listen(e) => self.network.listen.contains(e),
-            Observation::Connect(e) => self.network.connect.contains(e),
+            Observation::Connect(e) => {
+                self.network.connect.contains(e)
+                    || self
+                        .peers_of(&e.exe, &e.protocol)
+                        .any(|m| peer_matches(m, e))
+            }
             Observation::Unix(e) => self
                 .network
                 .unix
@@ -283,7 +319,11 @@ impl Model {
             }
             Observation::Socket(e) => self.network.sockets.insert(e),
             Observation::Listen(e) => self.network.listen.insert(e),
-            Observation::Connect(e) => self.network.connect.insert(e),
+            Observation::Connect(e) => {
+                let inserted = self.network.connect.insert(e.clone());
+                self.generalize_peers(&e);
+                inserted
+            }
             Observation::Unix(mut e) => {
                 e.path = generalize_path(&e.path);
                 self.network.unix.insert(e)
@@ -294,6 +334,76 @@ impl Model {
                 self.collapse(&e);
                 inserted
             }
+        }
+    }
+
+    /// The peer entries of `exe` for `protocol` (entries are ordered by exe,
+    /// then protocol: a range, not a scan).
+    fn peers_of<'m>(&'m self, exe: &str, protocol: &str) -> impl Iterator<Item = &'m PeerEntry> {
+        let lo = PeerEntry {
+            exe: exe.to_string(),
+            protocol: protocol.to_string(),
+            address: String::new(),
+            port: 0,
+        };
+        let (exe, protocol) = (lo.exe.clone(), lo.protocol.clone());
+        self.network
+            .connect
+            .range(lo..)
+            .take_while(move |m| m.exe == exe && m.protocol == protocol)
+    }
+
+    /// Replaces `old` entries with `new` (which covers them all).
+    fn replace_peers(&mut self, old: Vec<PeerEntry>, new: PeerEntry) {
+        for o in &old {
+            self.network.connect.remove(o);
+        }
+        self.network.connect.insert(new);
+    }
+
+    /// Generalises the peers of `e`'s exe and protocol after `e` was learned
+    /// (see the module documentation): its port's addresses into a subnet,
+    /// then into any address; its address's ports into any port.
+    fn generalize_peers(&mut self, e: &PeerEntry) {
+        let entry = |address: String, port| PeerEntry {
+            exe: e.exe.clone(),
+            protocol: e.protocol.clone(),
+            address,
+            port,
+        };
+        if let Some(subnet) = subnet_of(&e.address) {
+            let same: Vec<PeerEntry> = self
+                .peers_of(&e.exe, &e.protocol)
+                .filter(|m| m.port == e.port && subnet_of(&m.address).as_deref() == Some(&subnet))
+                .cloned()
+                .collect();
+            if same.len() > PEERS_PER_SUBNET {
+                self.replace_peers(same, entry(subnet, e.port));
+            }
+        }
+        let on_port: Vec<PeerEntry> = self
+            .peers_of(&e.exe, &e.protocol)
+            .filter(|m| m.port == e.port)
+            .cloned()
+            .collect();
+        if on_port.len() > SUBNETS_PER_PORT {
+            self.replace_peers(on_port, entry(ANY_ADDRESS.into(), e.port));
+        }
+        // The address (or the pattern that now covers it) and its ports.
+        let Some(covering) = self
+            .peers_of(&e.exe, &e.protocol)
+            .find(|m| m.port == e.port && address_matches(&m.address, &e.address))
+            .map(|m| m.address.clone())
+        else {
+            return;
+        };
+        let ports: Vec<PeerEntry> = self
+            .peers_of(&e.exe, &e.protocol)
+            .filter(|m| m.address == covering && m.port != ANY_PORT)
+            .cloned()
+            .collect();
+        if ports.len() > PORTS_PER_PEER {
+            self.replace_peers(ports, entry(covering, ANY_PORT));
         }
     }
 
@@ -335,9 +445,9 @@ impl Model {
         self.network
             .listen
             .extend(other.network.listen.iter().cloned());
-        self.network
-            .connect
-            .extend(other.network.connect.iter().cloned());
+        for c in &other.network.connect {
+            self.learn(&Observation::Connect(c.clone()));
+        }
         self.network.unix.extend(other.network.unix.iter().cloned());
         for f in &other.filesystem {
             self.learn(&Observation::File(f.clone()));
@@ -377,14 +487,14 @@ impl Model {
             rows.push([
                 "listen".into(),
                 l.exe.clone(),
-                format!("{} port {}", l.protocol, l.port),
+                describe_served(&l.protocol, l.port),
             ]);
         }
         for c in &self.network.connect {
             rows.push([
                 "connect".into(),
                 c.exe.clone(),
-                format!("{} {}", c.protocol, join_host_port(&c.address, c.port)),
+                describe_peer(&c.protocol, &c.address, c.port),
             ]);
         }
         for u in &self.network.unix {
@@ -400,6 +510,90 @@ impl Model {
             let _ = writeln!(out, "{:w0$}  {:w1$}  {}", r[0], r[1], r[2]);
         }
         out
+    }
+}
+
+/// A peer as events and `model show` name it: `PFCP (N4) to 10.0.2.7:8805`
+/// for a port of a core interface (nfguard_common::interfaces), `udp
+/// 10.0.2.7:9999` otherwise; patterns as `*:2152`, `10.0.2.0/24:8805`,
+/// `10.0.2.7:*`.
+pub fn describe_peer(protocol: &str, address: &str, port: u16) -> String {
+    let host_port = if port == ANY_PORT {
+        format!("{}:*", bracket(address))
+    } else {
+        join_host_port(address, port)
+    };
+    match nfguard_common::interfaces::lookup(protocol, port) {
+        Some(i) => format!("{} to {host_port}", i.label()),
+        None => format!("{protocol} {host_port}"),
+    }
+}
+
+/// A served port as events and `model show` name it: `PFCP (N4) on udp
+/// port 8805`, or `udp port 9999`.
+pub fn describe_served(protocol: &str, port: u16) -> String {
+    match nfguard_common::interfaces::lookup(protocol, port) {
+        Some(i) => format!("{} on {protocol} port {port}", i.label()),
+        None => format!("{protocol} port {port}"),
+    }
+}
+
+fn bracket(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
+}
+
+/// Does the learned peer `m` cover `e`: same exe and protocol, its port or
+/// any port, its address, subnet or any address?
+pub fn peer_matches(m: &PeerEntry, e: &PeerEntry) -> bool {
+    m.exe == e.exe
+        && m.protocol == e.protocol
+        && (m.port == ANY_PORT || m.port == e.port)
+        && address_matches(&m.address, &e.address)
+}
+
+/// Does `pattern` (an address, `a.b.c.d/len`, or `*`) cover `address`?
+pub fn address_matches(pattern: &str, address: &str) -> bool {
+    if pattern == address || pattern == ANY_ADDRESS {
+        return true;
+    }
+    let Some((net, len)) = pattern.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(len), Ok(addr)) = (
+        net.parse::<std::net::IpAddr>(),
+        len.parse::<u32>(),
+        address.parse::<std::net::IpAddr>(),
+    ) else {
+        return false;
+    };
+    match (net, addr) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) if len <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The /24 of an IPv4 address or the /64 of an IPv6 one, as a pattern.
+fn subnet_of(address: &str) -> Option<String> {
+    match address.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            Some(format!("{}.{}.{}.0/24", o[0], o[1], o[2]))
+        }
+        std::net::IpAddr::V6(a) => {
+            let net = std::net::Ipv6Addr::from(u128::from(a) & (u128::MAX << 64));
+            Some(format!("{net}/64"))
+        }
     }
 }
 
@@ -586,8 +780,109 @@ mod tests {
             address: "::1".into(),
             port: 53,
         }));
+        m.learn(&Observation::Connect(PeerEntry {
+            exe: "/usr/bin/osmo-sgsn".into(),
+            protocol: "udp".into(),
+            address: "10.0.2.7".into(),
+            port: 8805,
+        }));
+        m.learn(&Observation::Connect(PeerEntry {
+            exe: "/usr/bin/osmo-sgsn".into(),
+            protocol: "udp".into(),
+            address: "10.0.2.8".into(),
+            port: 9999,
+        }));
         let t = m.render_table();
-        assert!(t.contains("tcp port 4222"), "{t}");
-        assert!(t.contains("udp [::1]:53"), "{t}");
+        assert!(t.contains("GSUP on tcp port 4222"), "{t}");
+        assert!(t.contains("DNS to [::1]:53"), "{t}");
+        assert!(t.contains("PFCP (N4) to 10.0.2.7:8805"), "{t}");
+        assert!(t.contains("udp 10.0.2.8:9999"), "{t}");
+    }
+
+    fn peer(exe: &str, protocol: &str, address: &str, port: u16) -> Observation {
+        Observation::Connect(PeerEntry {
+            exe: exe.into(),
+            protocol: protocol.into(),
+            address: address.into(),
+            port,
+        })
+    }
+
+    fn peers(m: &Model) -> Vec<(String, u16)> {
+        m.network
+            .connect
+            .iter()
+            .map(|p| (p.address.clone(), p.port))
+            .collect()
+    }
+
+    #[test]
+    fn many_peers_on_one_port_become_their_subnet_then_any_address() {
+        let upf = "/usr/bin/upf";
+        let mut m = Model::default();
+        for i in 1..=PEERS_PER_SUBNET as u8 {
+            m.learn(&peer(upf, "udp", &format!("10.0.2.{i}"), 2152));
+        }
+        assert_eq!(peers(&m).len(), PEERS_PER_SUBNET, "few peers stay exact");
+        assert!(!m.allows(&peer(upf, "udp", "10.0.2.99", 2152)));
+        m.learn(&peer(upf, "udp", "10.0.2.200", 2152));
+        assert_eq!(peers(&m), vec![("10.0.2.0/24".to_string(), 2152)]);
+        assert!(m.allows(&peer(upf, "udp", "10.0.2.99", 2152)));
+        assert!(
+            !m.allows(&peer(upf, "udp", "10.0.3.1", 2152)),
+            "another subnet"
+        );
+        assert!(
+            !m.allows(&peer(upf, "udp", "10.0.2.99", 2153)),
+            "another port"
+        );
+        assert!(
+            !m.allows(&peer(upf, "tcp", "10.0.2.99", 2152)),
+            "another protocol"
+        );
+        assert!(
+            !m.allows(&peer("/bin/sh", "udp", "10.0.2.99", 2152)),
+            "another exe"
+        );
+        // gNBs all over the region: any address, this port only.
+        for site in 10..10 + SUBNETS_PER_PORT as u8 {
+            m.learn(&peer(upf, "udp", &format!("10.{site}.0.1"), 2152));
+        }
+        assert_eq!(peers(&m), vec![(ANY_ADDRESS.to_string(), 2152)]);
+        assert!(m.allows(&peer(upf, "udp", "192.0.2.1", 2152)));
+        assert!(!m.allows(&peer(upf, "udp", "192.0.2.1", 53)));
+        // Learning what is covered adds nothing.
+        assert!(!m.learn(&peer(upf, "udp", "10.0.2.1", 2152)));
+        assert_eq!(m.network.connect.len(), 1);
+    }
+
+    #[test]
+    fn many_ports_of_one_peer_become_any_port_there() {
+        let dns = "/usr/sbin/dnsd";
+        let mut m = Model::default();
+        for port in 40000..40000 + PORTS_PER_PEER as u16 + 1 {
+            m.learn(&peer(dns, "udp", "192.0.2.10", port));
+        }
+        assert_eq!(peers(&m), vec![("192.0.2.10".to_string(), ANY_PORT)]);
+        assert!(m.allows(&peer(dns, "udp", "192.0.2.10", 5353)));
+        assert!(!m.allows(&peer(dns, "udp", "192.0.2.11", 5353)));
+        assert!(m.render_table().contains("udp 192.0.2.10:*"));
+    }
+
+    #[test]
+    fn patterns_match_addresses_of_their_family_only() {
+        assert!(address_matches("10.0.2.0/24", "10.0.2.255"));
+        assert!(!address_matches("10.0.2.0/24", "10.0.3.0"));
+        assert!(address_matches("0.0.0.0/0", "203.0.113.9"));
+        assert!(address_matches("2001:db8:1:2::/64", "2001:db8:1:2::77"));
+        assert!(!address_matches("2001:db8:1:2::/64", "2001:db8:1:3::77"));
+        assert!(!address_matches("10.0.2.0/24", "::ffff:10.0.2.1"));
+        assert!(!address_matches("10.0.2.0/33", "10.0.2.1"));
+        assert!(!address_matches("junk/24", "10.0.2.1"));
+        assert!(address_matches("*", "::1"));
+        assert_eq!(
+            subnet_of("2001:db8:1:2:3:4:5:6").as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
     }
 }

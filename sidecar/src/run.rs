@@ -157,6 +157,9 @@ pub struct RunOptions {
     pub grace: String,
     /// The keeper follows the workload with ptrace (the launcher's `--no-trace` when not).
     pub trace: bool,
+    /// Which program the launcher installs (`NFGUARD_DATAGRAMS`); None
+    /// leaves the environment's choice, or the default.
+    pub datagrams: Option<nfguard_common::Datagrams>,
 }
 
 /// Runs `command` under the supervisor; returns its exit status.
@@ -267,6 +270,9 @@ pub fn run(opts: RunOptions) -> Result<i32, SetupError> {
     let mut launch = Command::new(&launcher);
     if !opts.trace {
         launch.arg("--no-trace");
+    }
+    if let Some(d) = opts.datagrams {
+        launch.env(nfguard_common::env::DATAGRAMS, d.as_str());
     }
     let mut child = launch
         .arg("--socket")

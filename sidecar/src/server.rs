@@ -32,6 +32,10 @@ pub struct Hello {
     /// The keeper's own executable, as it reads /proc/self/exe.
     #[serde(default)]
     pub exe: Option<String>,
+    /// `inspect` or `off`: the program the keeper installed. A keeper from
+    /// before datagram inspection says nothing: it installed `off`'s.
+    #[serde(default)]
+    pub datagrams: Option<nfguard_common::Datagrams>,
 }
 
 /// Binds the supervisor's socket, replacing a stale one left by a crash.
@@ -135,6 +139,7 @@ fn take_listener(shared: &Arc<Shared>, stream: UnixStream, state_dir: &Path) -> 
         busy_since: Default::default(),
         traced: hello.traced,
         keeper_exe: hello.exe,
+        datagrams: hello.datagrams.unwrap_or(nfguard_common::Datagrams::Off),
     };
     supervisor::spawn(Arc::clone(shared), listener)?;
     Ok(())

@@ -656,6 +656,102 @@ pub fn sendmsg_raw(
     Ok(n as usize)
 }
 
+/// sendmsg(2) of one message the supervisor holds a copy of: `addr` (or the
+/// socket's peer), `data`, and `control` (cmsgs, 8-byte aligned as the
+/// kernel reads them). The count sent.
+pub fn sendmsg_copy(
+    sock: BorrowedFd<'_>,
+    addr: Option<&[u8]>,
+    data: &[u8],
+    control: &[u64],
+    control_len: usize,
+    flags: i32,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    if let Some(a) = addr {
+        msg.msg_name = a.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = a.len() as libc::socklen_t;
+    }
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if control_len > 0 {
+        msg.msg_control = control.as_ptr() as *mut libc::c_void;
+        msg.msg_controllen = control_len.min(control.len() * 8);
+    }
+    // SAFETY: `msg` points at `iov`, `addr` and `control`, which outlive the
+    // call, with lengths within them; the kernel only reads through them for
+    // a send.
+    let n = cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) } as libc::c_long)?;
+    Ok(n as usize)
+}
+
+/// Writes `data` at `addr` in `pid` (process_vm_writev): the count written.
+/// For what the kernel itself writes back into a task's memory when the
+/// supervisor made its call (sendmmsg's msg_len).
+pub fn write_process_memory(pid: i32, addr: u64, data: &[u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: `local` describes `data`, readable for its length; the remote
+    // iovec is only an address in the other process, never dereferenced here.
+    let n = cvt(unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) } as libc::c_long)?;
+    Ok(n as usize)
+}
+
+/// setsockopt(2) with a copy of the value; the call's return value (SCTP's
+/// CONNECTX returns the new association's id).
+pub fn setsockopt_raw(
+    sock: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    value: &[u8],
+) -> io::Result<i32> {
+    // SAFETY: `value` is readable for its length, which is what we pass.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    };
+    cvt_int(r)
+}
+
+/// getsockopt(2) into `buf`: the call's return value and the length the
+/// kernel wrote (SCTP_SOCKOPT_CONNECTX3 connects, and answers in `buf`).
+pub fn getsockopt_raw(
+    sock: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    buf: &mut [u8],
+) -> io::Result<(i32, usize)> {
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` is writable for `len` bytes and `len` is a valid
+    // socklen_t the kernel may update.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    Ok((cvt_int(r)?, len as usize))
+}
+
 /// pidfd_send_signal(2); `info` is a siginfo_t (128 bytes) when given.
 pub fn pidfd_send_signal(
     pidfd: BorrowedFd<'_>,

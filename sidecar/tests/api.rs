@@ -68,6 +68,8 @@ fn event(sink: &EventSink, pid: i32, path: &str, time: &str) -> Event {
         protocol: None,
         address: None,
         port: None,
+        interface: None,
+        datagrams: None,
         ancestors: vec![],
         context: Context {
             container: "main".into(),

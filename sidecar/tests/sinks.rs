@@ -123,6 +123,8 @@ fn event(id: u64, path: &str) -> Event {
         protocol: None,
         address: None,
         port: None,
+        interface: None,
+        datagrams: None,
         ancestors: vec![],
         context: Context {
             namespace: Some("core".into()),

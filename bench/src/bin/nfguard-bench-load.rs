@@ -17,6 +17,15 @@
 //!   under a tracing keeper, the parent's PTRACE_EVENT_FORK stop is in it;
 //! - `thread`: a thread created and joined (std::thread::spawn + join): under
 //!   a tracing keeper, its PTRACE_EVENT_CLONE stop and the thread's first stop;
+//! - `udp-sendto`: a 200-byte datagram to 127.0.0.1:U (`--udp-port`) with sendto and
+//!   its address — notified when datagrams are inspected;
+//! - `udp-connected`: the same on a socket connected to it (sendto with a null
+//!   address): never notified;
+//! - `udp-pfcp`: N sendto of 200 bytes paced at 3,000 a second (a PFCP-like
+//!   control-plane load), each timed;
+//! - `udp-blast`: 1,400-byte datagrams with sendto, as fast as they go, for N
+//!   milliseconds (a GTP-U-like user-plane load); prints one sample: the
+//!   datagrams sent;
 //! - `sleep`: sleeps N milliseconds (lets a memory sampler catch the supervisor);
 //! - `ab-getppid`, `ab-open-ro`: the filter's own cost on an unmonitored call,
 //!   paired: N times, a forked child measures a block of calls natively, then
@@ -40,6 +49,7 @@ struct Opts {
     dir: PathBuf,
     port: u16,
     nop: PathBuf,
+    udp_port: u16,
     ops: Vec<(String, usize)>,
     warmup_pct: usize,
     /// The filter of the paired ops: nfguard's (default) or a one-instruction
@@ -53,6 +63,7 @@ fn parse_args() -> Result<Opts> {
         dir: std::env::temp_dir(),
         port: 0,
         nop: PathBuf::new(),
+        udp_port: 9,
         ops: Vec::new(),
         warmup_pct: 10,
         ab_allow_all: false,
@@ -62,6 +73,7 @@ fn parse_args() -> Result<Opts> {
         match flag.as_str() {
             "--dir" => o.dir = val()?.into(),
             "--port" => o.port = val()?.parse()?,
+            "--udp-port" => o.udp_port = val()?.parse()?,
             "--nop" => o.nop = val()?.into(),
             "--warmup-pct" => o.warmup_pct = val()?.parse()?,
             "--ab-filter" => {
@@ -217,6 +229,65 @@ fn run_op(o: &Opts, name: &str, n: usize) -> Result<Vec<u64>> {
                 ratios.push(b * 1_000_000 / a.max(1));
             }
             Ok(ratios)
+        }
+        "udp-sendto" | "udp-connected" => {
+            let sock = sys::udp_socket()?;
+            let to = sys::loopback(o.udp_port);
+            let connected = name == "udp-connected";
+            if connected && sys::connect_loopback_raw(sock.as_fd(), &to) < 0 {
+                bail!("connect udp: {}", std::io::Error::last_os_error());
+            }
+            let buf = [0x20u8; 200];
+            let dest = (!connected).then_some(&to);
+            timed(n, warm, || {
+                let t0 = sys::now_ns();
+                let r = sys::sendto_raw(sock.as_fd(), &buf, dest);
+                let t1 = sys::now_ns();
+                if r < 0 {
+                    bail!("sendto: {}", std::io::Error::last_os_error());
+                }
+                Ok(t1 - t0)
+            })
+        }
+        "udp-pfcp" => {
+            // 3,000 a second: each send starts on its slot, as a PFCP
+            // association's heartbeats and session requests would.
+            let sock = sys::udp_socket()?;
+            let to = sys::loopback(o.udp_port);
+            let buf = [0x21u8; 200];
+            let start = sys::now_ns();
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n as u64 {
+                let slot = start + i * 1_000_000_000 / 3000;
+                while sys::now_ns() < slot {
+                    std::thread::sleep(std::time::Duration::from_nanos(
+                        slot.saturating_sub(sys::now_ns()).min(200_000),
+                    ));
+                }
+                let t0 = sys::now_ns();
+                let r = sys::sendto_raw(sock.as_fd(), &buf, Some(&to));
+                let t1 = sys::now_ns();
+                if r < 0 {
+                    bail!("sendto: {}", std::io::Error::last_os_error());
+                }
+                out.push(t1 - t0);
+            }
+            Ok(out)
+        }
+        "udp-blast" => {
+            let sock = sys::udp_socket()?;
+            let to = sys::loopback(o.udp_port);
+            let buf = [0x22u8; 1400];
+            let until = sys::now_ns() + n as u64 * 1_000_000;
+            let mut sent = 0u64;
+            while sys::now_ns() < until {
+                for _ in 0..64 {
+                    if sys::sendto_raw(sock.as_fd(), &buf, Some(&to)) >= 0 {
+                        sent += 1;
+                    }
+                }
+            }
+            Ok(vec![sent])
         }
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_millis(n as u64));

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use nfguard_bench::report::{
-    self, Machine, Memory, OpResult, Report, Server, ServerRun, Syscalls, Target, TraceCost,
-    TraceResult, Webhook, WebhookLevel,
+    self, DatagramConfig, Datagrams, Machine, Memory, OpResult, Report, Server, ServerRun,
+    Syscalls, Target, TraceCost, TraceResult, Webhook, WebhookLevel,
 };
 use nfguard_bench::{refsup, stats, wire, wrk};
 
@@ -46,7 +46,7 @@ struct Args {
     /// Seconds of load per webhook concurrency level.
     #[arg(long, default_value_t = 5)]
     webhook_seconds: u64,
-    /// Parts to skip: syscalls, trace, nginx, webhook, memory.
+    /// Parts to skip: syscalls, trace, nginx, datagrams, webhook, memory.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Where nfguard, nfguard-launch, nfguard-injector and the bench binaries are
@@ -116,6 +116,7 @@ fn main() -> Result<()> {
         syscalls: None,
         trace: None,
         nginx: None,
+        datagrams: None,
         webhook: None,
         memory: Memory::default(),
         targets: Vec::new(),
@@ -133,6 +134,10 @@ fn main() -> Result<()> {
             Ok(n) => report.nginx = Some(n),
             Err(e) => eprintln!("nfguard-bench: nginx skipped: {e:#}"),
         }
+        partial(&args, &report)?;
+    }
+    if !skip("datagrams") {
+        report.datagrams = Some(datagrams(&args, &bins).context("datagrams")?);
         partial(&args, &report)?;
     }
     if !skip("webhook") {
@@ -747,6 +752,174 @@ fn nginx(args: &Args, bins: &Bins, mem: &mut Memory) -> Result<Server> {
         enforce: pick("enforce"),
         all,
         enforce_events: count_lines(&enforce_events),
+    })
+}
+
+// ---------------------------------------------------------------- datagrams
+
+/// A UDP receiver on 127.0.0.1 that drains everything sent to it; returns
+/// its port.
+fn udp_sink() -> Result<u16> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBuf, &(8 << 20));
+    let port = sock.local_addr()?.port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while sock.recv(&mut buf).is_ok() {}
+    });
+    Ok(port)
+}
+
+/// What nfguard costs a UDP sender (issue 15): per datagram with a
+/// destination, on a connected socket, at a PFCP-like 3,000 a second (with
+/// the supervisor's CPU time), and a GTP-U-like blaster's throughput;
+/// natively, and in enforce mode with datagram inspection on and off.
+fn datagrams(args: &Args, bins: &Bins) -> Result<Datagrams> {
+    let tmp = tempfile::Builder::new()
+        .prefix("nfguard-bench-udp")
+        .tempdir()?;
+    let d = tmp.path();
+    let port = udp_sink()?;
+    let n = |base: usize| ((base as f64 * args.scale) as usize).max(10);
+    let (lat, pfcp, blast_ms) = (n(5000), n(9000), n(3000));
+    let load = |ops: &str| -> Vec<String> {
+        vec![
+            "--dir".into(),
+            d.display().to_string(),
+            "--udp-port".into(),
+            port.to_string(),
+            "--nop".into(),
+            bins.nop.display().to_string(),
+            "--ops".into(),
+            ops.into(),
+        ]
+    };
+    let model = d.join("model.json");
+    let events = d.join("enforce.jsonl");
+    let command = |cfg: &str, ops: &str| {
+        let mut c = match cfg {
+            "native" => Command::new(&bins.load),
+            mode => {
+                let (mode, datagrams) = match mode {
+                    "learn" => ("learn", "inspect"),
+                    other => ("enforce", other),
+                };
+                let mut c = Command::new(&bins.nfguard);
+                c.args(["run", "--mode", mode, "--datagrams", datagrams, "--model"])
+                    .arg(&model)
+                    .arg("--events")
+                    .arg(&events)
+                    .arg("--launcher")
+                    .arg(&bins.launcher)
+                    .arg("--")
+                    .arg(&bins.load);
+                c
+            }
+        };
+        c.args(load(ops));
+        c
+    };
+    eprintln!("nfguard-bench: datagrams: learning the sender's peer");
+    run_checked(
+        command("learn", "udp-sendto:10,udp-connected:10"),
+        "udp learn",
+    )?;
+    const CONFIGS: [&str; 3] = ["native", "inspect", "off"];
+    let mut pooled: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
+    let mut cpu: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut blast: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for round in 0..args.rounds {
+        for k in 0..CONFIGS.len() {
+            let cfg = CONFIGS[(k + round) % CONFIGS.len()];
+            eprintln!(
+                "nfguard-bench: datagrams round {}/{} {cfg}",
+                round + 1,
+                args.rounds
+            );
+            let text = run_checked(
+                command(cfg, &format!("udp-sendto:{lat},udp-connected:{lat}")),
+                "udp latency",
+            )?;
+            for (op, samples) in wire::parse_expecting(&text, &["udp-sendto", "udp-connected"])? {
+                let op = if op == "udp-sendto" {
+                    "sendto"
+                } else {
+                    "connected"
+                };
+                pooled.entry((cfg, op)).or_default().extend(samples);
+            }
+            // The paced load: the supervisor's CPU time (nfguard run's own
+            // process: the supervisor's threads) sampled until it exits.
+            let mut child = command(cfg, &format!("udp-pfcp:{pfcp},sleep:300"))
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let pid = child.id();
+            let started = Instant::now();
+            let mut out = String::new();
+            let mut stdout = child.stdout.take().context("stdout")?;
+            let reader = std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = stdout.read_to_string(&mut s);
+                s
+            });
+            let mut last_cpu = None;
+            while child.try_wait()?.is_none() {
+                if let Some(c) = cpu_us(pid) {
+                    last_cpu = Some(c);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let wall = started.elapsed().as_secs_f64();
+            out.push_str(&reader.join().unwrap_or_default());
+            let samples = wire::parse_expecting(&out, &["udp-pfcp"])?;
+            pooled
+                .entry((cfg, "pfcp"))
+                .or_default()
+                .extend(samples.into_values().flatten());
+            if cfg != "native" {
+                if let Some(c) = last_cpu {
+                    cpu.entry(cfg)
+                        .or_default()
+                        .push((c / pfcp as f64, c / 1e6 / wall));
+                }
+            }
+            let text = run_checked(command(cfg, &format!("udp-blast:{blast_ms}")), "udp blast")?;
+            let sent = wire::parse_expecting(&text, &["udp-blast"])?
+                .into_values()
+                .flatten()
+                .next()
+                .unwrap_or(0);
+            blast
+                .entry(cfg)
+                .or_default()
+                .push(sent as f64 / (blast_ms as f64 / 1000.0));
+        }
+    }
+    let configs = CONFIGS
+        .iter()
+        .map(|cfg| {
+            let sum = |op| stats::summarize(pooled.get(&(*cfg, op)).map_or(&[][..], |v| v));
+            let c = cpu.get(cfg);
+            let med = |f: fn(&(f64, f64)) -> f64| {
+                c.map(|v| stats::median_f64(&v.iter().map(f).collect::<Vec<_>>()))
+            };
+            let rate = stats::median_f64(blast.get(cfg).map_or(&[][..], |v| v));
+            DatagramConfig {
+                config: cfg.to_string(),
+                sendto: sum("sendto"),
+                connected: sum("connected"),
+                pfcp: sum("pfcp"),
+                pfcp_supervisor_us_per_datagram: med(|x| x.0),
+                pfcp_supervisor_cpu_share: med(|x| x.1),
+                blast_datagrams_per_s: rate,
+                blast_mb_per_s: rate * 1400.0 / 1e6,
+            }
+        })
+        .collect();
+    Ok(Datagrams {
+        rounds: args.rounds,
+        configs,
+        events: count_lines(&events),
     })
 }
 

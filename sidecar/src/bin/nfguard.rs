@@ -53,6 +53,10 @@ enum Cmd {
         /// The console: one model shared by the workload's replicas (docs/console.md).
         #[command(flatten)]
         console: Box<nfguard_sidecar::console_link::ConsoleArgs>,
+        /// inspect: judge each datagram's destination (sendto with an address,
+        /// sendmsg, sendmmsg); off: at connect() only. Default: NFGUARD_DATAGRAMS, else inspect.
+        #[arg(long, value_parser = parse_datagrams)]
+        datagrams: Option<nfguard_common::Datagrams>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -118,6 +122,11 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     s.parse::<Mode>().map_err(|e| e.to_string())
 }
 
+fn parse_datagrams(s: &str) -> Result<nfguard_common::Datagrams, String> {
+    s.parse()
+        .map_err(|e: nfguard_common::BadValue| e.to_string())
+}
+
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     let ms = s
         .strip_suffix("ms")
@@ -152,6 +161,7 @@ fn main() {
             console,
             grace,
             no_trace,
+            datagrams,
         } => {
             let link = match console.link_config(mode, &model, &command[0]) {
                 Ok(l) => l,
@@ -172,6 +182,7 @@ fn main() {
                 console: link,
                 grace,
                 trace: !no_trace,
+                datagrams,
             }) {
                 Ok(code) => code,
                 Err(e) => {

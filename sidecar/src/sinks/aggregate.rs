@@ -195,6 +195,8 @@ mod tests {
             protocol: None,
             address: None,
             port: None,
+            interface: None,
+            datagrams: None,
             ancestors: vec![],
             context: Context {
                 container: "main".into(),

@@ -116,14 +116,26 @@ pub fn describe(o: &Observation) -> String {
             s.exe, s.family, s.kind, s.protocol
         ),
         Observation::Listen(l) => {
-            format!("{} does not serve {} port {}", l.exe, l.protocol, l.port)
+            format!(
+                "{} does not serve {}",
+                l.exe,
+                model::describe_served(&l.protocol, l.port)
+            )
         }
-        Observation::Connect(c) => format!(
-            "{} does not talk to {} {}",
-            c.exe,
-            c.protocol,
-            model::join_host_port(&c.address, c.port)
-        ),
+        // "does not talk PFCP (N4) to 10.0.2.7:8805" on a core interface's
+        // port; "does not talk to udp 10.0.2.7:9999" elsewhere.
+        Observation::Connect(c) => match nfguard_common::interfaces::lookup(&c.protocol, c.port) {
+            Some(_) => format!(
+                "{} does not talk {}",
+                c.exe,
+                model::describe_peer(&c.protocol, &c.address, c.port)
+            ),
+            None => format!(
+                "{} does not talk to {}",
+                c.exe,
+                model::describe_peer(&c.protocol, &c.address, c.port)
+            ),
+        },
         Observation::Unix(u) => format!("{} does not {} unix socket {}", u.exe, u.op, u.path),
         Observation::File(f) => format!("{} does not {} {}", f.exe, f.op, f.path),
     }
@@ -168,9 +180,26 @@ mod tests {
                     exe: SH.into(),
                     protocol: "tcp".into(),
                     address: "::1".into(),
-                    port: 80,
+                    port: 81,
                 }),
-                "/usr/bin/dash does not talk to tcp [::1]:80",
+                "/usr/bin/dash does not talk to tcp [::1]:81",
+            ),
+            (
+                Observation::Connect(PeerEntry {
+                    exe: SH.into(),
+                    protocol: "udp".into(),
+                    address: "10.0.2.7".into(),
+                    port: 8805,
+                }),
+                "/usr/bin/dash does not talk PFCP (N4) to 10.0.2.7:8805",
+            ),
+            (
+                Observation::Listen(ListenEntry {
+                    exe: SH.into(),
+                    protocol: "sctp".into(),
+                    port: 38412,
+                }),
+                "/usr/bin/dash does not serve NGAP (N2) on sctp port 38412",
             ),
             (
                 Observation::Unix(UnixEntry {

@@ -86,12 +86,22 @@ pub enum Call {
         fd: i32,
         mode: u32,
     },
-    /// A send with a destination (`MSG_FASTOPEN`): `sendto`'s buffer and
-    /// address, or a `msghdr` (`sendmsg`), or the first of a `sendmmsg`'s.
+    /// A send that may name a destination: `sendto`'s buffer and address, a
+    /// `msghdr` (`sendmsg`), or a vector of `mmsghdr` (`sendmmsg`).
     Send {
         fd: i32,
         of: Sends,
         flags: i32,
+    },
+    /// `setsockopt(fd, level, name, val, len)`, or (`get`) `getsockopt(fd,
+    /// level, name, val, lenp)`, whose length is in memory at `len`.
+    SockOpt {
+        fd: i32,
+        level: i32,
+        name: i32,
+        val: Ptr,
+        len: u64,
+        get: bool,
     },
     Rmdir {
         path: Ptr,
@@ -161,7 +171,7 @@ pub enum Sends {
     Msg {
         msg: Ptr,
     },
-    /// The first `struct mmsghdr` of the vector (`vlen` of them).
+    /// A vector of `vlen` `struct mmsghdr`.
     Mmsg {
         vec: Ptr,
         vlen: u32,
@@ -344,6 +354,15 @@ pub fn decode(rule: &Rule, args: &[u64; 6]) -> Option<Call> {
                 flags,
             }
         }
+        Decoder::SockOpt { get } => Call::SockOpt {
+            fd: int(a(0)),
+            level: int(a(1)),
+            name: int(a(2)),
+            val: Ptr(a(3)),
+            // setsockopt's length is an int; getsockopt's a pointer to one.
+            len: if get { a(4) } else { u64::from(a(4) as u32) },
+            get,
+        },
         Decoder::Rmdir { path } => Call::Rmdir { path: Ptr(a(path)) },
         Decoder::Link {
             old_dir,
@@ -555,6 +574,64 @@ mod tests {
                 addr: Ptr(0x1000),
                 len: 16
             })
+        );
+        assert_eq!(
+            decode(
+                rule(libc::SYS_setsockopt),
+                &[4, 0x1_0000_0084, 100, 0x1000, 32, 0]
+            ),
+            Some(Call::SockOpt {
+                fd: 4,
+                level: 132,
+                name: 100,
+                val: Ptr(0x1000),
+                len: 32,
+                get: false
+            }),
+            "the level is an int: a high half is dropped"
+        );
+        assert_eq!(
+            decode(
+                rule(libc::SYS_getsockopt),
+                &[4, 132, 111, 0x1000, 0x7ffd_0000_2000, 0]
+            ),
+            Some(Call::SockOpt {
+                fd: 4,
+                level: 132,
+                name: 111,
+                val: Ptr(0x1000),
+                len: 0x7ffd_0000_2000,
+                get: true
+            }),
+            "getsockopt's length is a pointer"
+        );
+        assert_eq!(
+            decode(rule(libc::SYS_sendto), &[5, 0x1000, 9, 0x4000, 0x2000, 16]),
+            Some(Call::Send {
+                fd: 5,
+                of: Sends::To {
+                    buf: Ptr(0x1000),
+                    len: 9,
+                    addr: Ptr(0x2000),
+                    addrlen: 16
+                },
+                flags: 0x4000
+            })
+        );
+        assert_eq!(
+            decode(
+                rule(libc::SYS_sendmmsg),
+                &[5, 0x1000, 0x1_0000_0003, 0x40, 0, 0]
+            ),
+            Some(Call::Send {
+                fd: 5,
+                of: Sends::Mmsg {
+                    vec: Ptr(0x1000),
+                    vlen: 3
+                },
+                flags: 0x40
+            }),
+            "vlen is an unsigned int"
         );
         assert_eq!(decode(rule(libc::SYS_clone3), &args), None);
         assert_eq!(

@@ -81,16 +81,10 @@ pub enum Emulation {
         sock: OwnedFd,
         backlog: i32,
     },
-    /// A send of `data` to `addr` (or the socket's peer) with `flags`;
-    /// answered with the count sent, or 1 (`messages`: one mmsghdr sent).
-    Send {
-        sock: OwnedFd,
-        addr: Option<Vec<u8>>,
-        holds: Vec<OwnedFd>,
-        data: Vec<u8>,
-        flags: i32,
-        messages: bool,
-    },
+    /// Sends with a destination, from the supervisor's copy (`sends`).
+    Send(super::sends::SendJob),
+    /// A socket option that adds SCTP addresses, with the copy judged (`sctp`).
+    SockOpt(super::sctp::SockOptJob),
     Link {
         from: LinkFrom,
         new_dir: OwnedFd,
@@ -279,7 +273,7 @@ impl ConnectPool {
 /// a thread whose saved uid is 0 keeps its permitted capabilities, and
 /// regains the effective ones when its effective uid returns to 0. The raw
 /// syscalls change this thread only (glibc's wrappers would change them all).
-struct Switcher(Ours);
+pub(super) struct Switcher(Ours);
 
 impl Switcher {
     fn as_creds<T>(&self, c: &Creds, f: impl FnOnce() -> T) -> io::Result<T> {
@@ -322,7 +316,11 @@ impl Switcher {
     }
 
     /// Runs `f` with `creds` (ours when None).
-    fn run<T>(&self, creds: Option<Creds>, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    pub(super) fn run<T>(
+        &self,
+        creds: Option<Creds>,
+        f: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
         match creds {
             None => f(),
             Some(c) => self.as_creds(&c, f)?,
@@ -499,6 +497,17 @@ impl Emulator {
         Switcher(self.ours().clone())
     }
 
+    /// The same, for a job handed to [`Emulator::background`].
+    pub(super) fn background_switcher(&self) -> Switcher {
+        self.switcher()
+    }
+
+    /// Runs `job` on a worker thread (a call that waits, as the task's
+    /// would, must not hold up the listener's other notifications).
+    pub(super) fn background(&self, job: Box<dyn FnOnce() + Send>) {
+        self.pool.run(job)
+    }
+
     /// Runs `f` with the task's rights when they differ from ours and can be
     /// taken, with ours otherwise (resolution for judging: an emulated call
     /// that cannot take the task's rights is refused later anyway).
@@ -630,32 +639,8 @@ impl Emulator {
                 drop(holds);
                 reply.result(r)
             }
-            Emulation::Send {
-                sock,
-                addr,
-                holds,
-                data,
-                flags,
-                messages,
-            } => {
-                let blocking = flags & libc::MSG_DONTWAIT == 0
-                    && sys::get_status_flags(sock.as_fd())
-                        .map_or(true, |f| f & libc::O_NONBLOCK == 0);
-                let send = move || {
-                    let r = sys::sendmsg_raw(sock.as_fd(), addr.as_deref(), &data, flags);
-                    drop(holds);
-                    match (r, messages) {
-                        (Ok(_), true) => reply.value(1),
-                        (r, _) => reply.count(r),
-                    }
-                };
-                if blocking {
-                    // A fast-open send on a blocking socket waits for the handshake.
-                    self.pool.run(Box::new(send));
-                } else {
-                    send()
-                }
-            }
+            Emulation::Send(job) => super::sends::perform(self, job, target, reply),
+            Emulation::SockOpt(job) => super::sctp::perform(self, job, reply),
             Emulation::Link { from, new_dir, new } => {
                 reply.result(self.with_creds(creds(), || {
                     let new = resolve::cstring(&new)?;

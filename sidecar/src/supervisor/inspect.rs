@@ -2,6 +2,7 @@
 //! [`Request`]: what the call does in the model's terms (observations), what
 //! an event about it says, and how an allow proceeds in enforce mode (a
 //! `Plan`). Each kind of call has its inspector: `files`, `sockets`,
+//! `sends` (datagrams' destinations), `sctp` (its socket options),
 //! `signals`, `exec`.
 //!
 //! This is where the target's memory and /proc are read and paths resolved,
@@ -12,7 +13,7 @@ use super::decode::Call;
 use super::failure::Failure;
 use super::request::{Plan, Request, Scope};
 use super::target::Target;
-use super::{exec, files, signals, sockets};
+use super::{exec, files, sctp, sends, signals, sockets};
 use crate::event::{Category, Kind};
 
 /// Inspects `call` (the syscall `syscall`, whose policy line says `why`) made by `t`.
@@ -41,7 +42,15 @@ pub fn inspect(
             len,
         } => sockets::sockaddr(t, scope, bind, fd, addr, len),
         Call::Listen { fd, backlog } => sockets::listen(t, fd, backlog),
-        Call::Send { fd, of, flags } => sockets::send(t, scope, fd, of, flags),
+        Call::Send { fd, of, flags } => sends::send(t, scope, fd, of, flags),
+        Call::SockOpt {
+            fd,
+            level,
+            name,
+            val,
+            len,
+            get,
+        } => sctp::sockopt(t, scope, fd, (level, name), (val, len), get),
         Call::Open {
             base,
             path,

@@ -47,8 +47,11 @@ pub(crate) mod failure;
 mod files;
 pub(crate) mod inspect;
 pub(crate) mod ledger;
+pub(crate) mod msg;
 pub(crate) mod own;
 pub(crate) mod request;
+mod sctp;
+pub(crate) mod sends;
 mod signals;
 mod sockets;
 pub(crate) mod target;
@@ -272,6 +275,8 @@ pub struct Listener {
     /// The keeper's executable as it says (its /proc/<pid>/exe cannot be read
     /// without CAP_SYS_PTRACE: the keeper is not dumpable).
     pub keeper_exe: Option<String>,
+    /// Which of the two programs the keeper installed (its hello says).
+    pub datagrams: nfguard_common::Datagrams,
 }
 
 /// Nanoseconds of the monotonic clock, 1 at least (0 means idle).
@@ -289,9 +294,12 @@ fn category(d: Decoder) -> Category {
         | Decoder::Limits
         | Decoder::Forbidden
         | Decoder::Refused => Category::Process,
-        Decoder::Socket | Decoder::Connect | Decoder::Bind | Decoder::Listen | Decoder::Send(_) => {
-            Category::Network
-        }
+        Decoder::Socket
+        | Decoder::Connect
+        | Decoder::Bind
+        | Decoder::Listen
+        | Decoder::Send(_)
+        | Decoder::SockOpt { .. } => Category::Network,
         Decoder::Open { .. }
         | Decoder::Unlink { .. }
         | Decoder::Rmdir { .. }
@@ -608,6 +616,7 @@ impl Handler<'_> {
                     address: req.address.clone(),
                     port: req.port,
                     path: req.path.clone(),
+                    datagrams: Some(self.listener.datagrams),
                 },
                 context,
             ),

@@ -1,5 +1,6 @@
-//! Inspecting the network calls: socket, connect, bind, listen, and sends that
-//! connect on their own (`MSG_FASTOPEN`).
+//! Inspecting the network calls: socket, connect, bind, listen. Sends that
+//! name a destination are `sends`, SCTP's socket options `sctp`; both judge
+//! their addresses with [`peer`].
 //!
 //! A socket is always taken from the task (`pidfd_getfd` of the calling
 //! thread's fd) and acted on by the supervisor in enforce mode, so a thread
@@ -11,7 +12,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use super::decode::{Base, Ptr, Sends};
+use super::decode::{Base, Ptr};
 use super::emulate::Emulation;
 use super::failure::Failure;
 use super::request::{guard_own, resolve_parent, resolve_path, Plan, Request, Scope};
@@ -22,9 +23,6 @@ use crate::net::{self, SockAddr, UnixAddr};
 use crate::resolve::Resolved;
 use crate::sys;
 
-/// The most a sendto/sendmsg with MSG_FASTOPEN is made to send at once: the
-/// call returns the count sent, as a stream socket may.
-const SEND_MAX: usize = 64 * 1024;
 /// `sun_path`'s size.
 const SUN_PATH: usize = 108;
 
@@ -47,7 +45,7 @@ pub fn socket(t: &Target<'_>, family: i32, kind: i32, protocol: i32) -> Request 
 }
 
 /// The socket behind the task's fd, with its domain, type and protocol.
-fn socket_of(t: &Target<'_>, fd: i32) -> Result<(OwnedFd, i32, i32, i32), Failure> {
+pub(super) fn socket_of(t: &Target<'_>, fd: i32) -> Result<(OwnedFd, i32, i32, i32), Failure> {
     let sock = t.take_fd(fd)?;
     let opt = |name| sys::getsockopt_int(sock.as_fd(), libc::SOL_SOCKET, name);
     let family = opt(libc::SO_DOMAIN).map_err(|_| Failure::Target(libc::ENOTSOCK))?;
@@ -66,16 +64,16 @@ fn unix_addr(path: &str) -> Vec<u8> {
 
 /// What a peer address means for the model and the event; and, for a unix
 /// path, the fds and the address the supervisor acts through.
-struct Peer {
+pub(super) struct Peer {
     /// The address the supervisor's own call uses.
-    addr: Vec<u8>,
+    pub(super) addr: Vec<u8>,
     /// Fds that must stay open while it is used (`/proc/self/fd/N` paths).
-    holds: Vec<OwnedFd>,
+    pub(super) holds: Vec<OwnedFd>,
 }
 
 /// Fills `req` with what `bytes` (a sockaddr of the task) names, for a
 /// connect-like (`bind: false`) or bind call on a socket of `kind`/`proto`.
-fn peer(
+pub(super) fn peer(
     t: &Target<'_>,
     scope: &Scope<'_>,
     req: &mut Request,
@@ -175,9 +173,12 @@ pub fn sockaddr(
         Ok(l) if (2..=128).contains(&l) => l,
         _ => return Err(Failure::Target(libc::EINVAL)),
     };
-    let bytes = target::read_bytes(&t.memory(), addr.0, len)?;
+    let mut bytes = target::read_bytes(&t.memory(), addr.0, len)?;
     let (sock, family, kind, proto) = socket_of(t, fd)?;
     req.family = Some(net::family_name(family));
+    if bind && family == libc::AF_INET {
+        unspec_bind_as_inet(&mut bytes);
+    }
     let peer = peer(t, scope, &mut req, op, &bytes, (kind, proto))?;
     let unix = family == libc::AF_UNIX;
     req.plan = Plan::Emulate(if bind {
@@ -195,6 +196,18 @@ pub fn sockaddr(
         }
     });
     Ok(req)
+}
+
+/// `inet_bind` (and raw and ping sockets' binds) take AF_UNSPEC with
+/// INADDR_ANY as AF_INET, "for compatibility": such a sockaddr binds its
+/// port, so it is judged (and bound) as the AF_INET one it is.
+pub(super) fn unspec_bind_as_inet(bytes: &mut [u8]) {
+    if bytes.len() >= 16
+        && u16::from_ne_bytes([bytes[0], bytes[1]]) == libc::AF_UNSPEC as u16
+        && bytes[4..8] == [0, 0, 0, 0]
+    {
+        bytes[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    }
 }
 
 pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure> {
@@ -217,120 +230,5 @@ pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure>
         }
     }
     req.plan = Plan::Emulate(Emulation::Listen { sock, backlog });
-    Ok(req)
-}
-
-/// A `struct msghdr`'s fields (x86_64 layout, 56 bytes).
-struct MsgHdr {
-    name: u64,
-    namelen: u32,
-    iov: u64,
-    iovlen: u64,
-    controllen: u64,
-}
-
-fn msghdr(bytes: &[u8]) -> MsgHdr {
-    let u64_at = |o: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[o..o + 8]);
-        u64::from_ne_bytes(w)
-    };
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&bytes[8..12]);
-    MsgHdr {
-        name: u64_at(0),
-        namelen: u32::from_ne_bytes(w),
-        iov: u64_at(16),
-        iovlen: u64_at(24),
-        controllen: u64_at(40),
-    }
-}
-
-/// The data of `iovlen` iovecs at `iov`, at most `SEND_MAX` bytes of it.
-fn gather(t: &Target<'_>, iov: u64, iovlen: u64) -> Result<Vec<u8>, Failure> {
-    if iovlen > 1024 {
-        return Err(Failure::Target(libc::EMSGSIZE));
-    }
-    let vec = target::read_bytes(&t.memory(), iov, 16 * iovlen as usize)?;
-    let mut data = Vec::new();
-    for v in vec.chunks_exact(16) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&v[..8]);
-        let base = u64::from_ne_bytes(b);
-        b.copy_from_slice(&v[8..]);
-        let len = u64::from_ne_bytes(b) as usize;
-        let take = len.min(SEND_MAX - data.len());
-        if take > 0 {
-            data.extend(target::read_bytes(&t.memory(), base, take)?);
-        }
-        if data.len() == SEND_MAX {
-            break;
-        }
-    }
-    Ok(data)
-}
-
-/// sendto, sendmsg, sendmmsg with MSG_FASTOPEN: a TCP connect with data, and
-/// no connect() call. The destination is judged as a connect; in enforce
-/// mode the supervisor makes the send from its copy of the address and data.
-pub fn send(
-    t: &Target<'_>,
-    scope: &Scope<'_>,
-    fd: i32,
-    of: Sends,
-    flags: i32,
-) -> Result<Request, Failure> {
-    let mut req = Request::new(Category::Network, Some(Op::Send), libc::EACCES);
-    let (name, namelen, data, messages) = match of {
-        Sends::To {
-            buf,
-            len,
-            addr,
-            addrlen,
-        } => {
-            let take = (len as usize).min(SEND_MAX);
-            let data = target::read_bytes(&t.memory(), buf.0, take)?;
-            (addr.0, addrlen, data, false)
-        }
-        Sends::Msg { msg } | Sends::Mmsg { vec: msg, .. } => {
-            if let Sends::Mmsg { vlen: 0, .. } = of {
-                return Err(Failure::Target(libc::EINVAL));
-            }
-            let h = msghdr(&target::read_bytes(&t.memory(), msg.0, 56)?);
-            if h.controllen > 0 {
-                // Control data names fds and credentials of the task's own:
-                // the supervisor's copy cannot carry them.
-                return Err(Failure::refused(
-                    libc::EOPNOTSUPP,
-                    "a MSG_FASTOPEN send with control data (fds, credentials) cannot be made for the task",
-                ));
-            }
-            let data = gather(t, h.iov, h.iovlen)?;
-            let namelen = i32::try_from(h.namelen).map_err(|_| Failure::Target(libc::EINVAL))?;
-            (h.name, namelen, data, matches!(of, Sends::Mmsg { .. }))
-        }
-    };
-    let (sock, family, kind, proto) = socket_of(t, fd)?;
-    req.family = Some(net::family_name(family));
-    let mut addr = None;
-    let mut holds = Vec::new();
-    if name != 0 {
-        let len = match usize::try_from(namelen) {
-            Ok(l) if (2..=128).contains(&l) => l,
-            _ => return Err(Failure::Target(libc::EINVAL)),
-        };
-        let bytes = target::read_bytes(&t.memory(), name, len)?;
-        let p = peer(t, scope, &mut req, Op::Send, &bytes, (kind, proto))?;
-        addr = Some(p.addr);
-        holds = p.holds;
-    }
-    req.plan = Plan::Emulate(Emulation::Send {
-        sock,
-        addr,
-        holds,
-        data,
-        flags,
-        messages,
-    });
     Ok(req)
 }
