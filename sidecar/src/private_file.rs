@@ -162,6 +162,7 @@ mod tests {
         std::fs::write(&victim, "keep me\n").unwrap();
         let name = d.path().join("events.jsonl");
         std::fs::hard_link(&victim, &name).unwrap();
+        assert!(open_existing(&victim).is_err(), "two links: not ours to trust");
         use std::io::Write;
         open(&name, true).unwrap().write_all(b"event\n").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
