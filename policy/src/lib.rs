@@ -62,8 +62,8 @@ pub enum Action {
     /// Ask the supervisor only when `arg & mask != 0` (low 32 bits of the argument).
     NotifyIfArgMask { arg: u8, mask: u32 },
     /// Ask the supervisor only when the argument (low 32 bits) is one of
-    /// these (both the same: an equality).
-    NotifyIfArgIn { arg: u8, values: [u32; 2] },
+    /// these (repeated values: fewer than three).
+    NotifyIfArgIn { arg: u8, values: [u32; 3] },
     /// Ask the supervisor only when the argument, all 64 bits of it, is not
     /// zero: a pointer was given (`sendto`'s destination). Both halves are
     /// tested: a pointer whose low half is zero is still a pointer.
@@ -121,6 +121,19 @@ pub enum SignalTo {
     TgidTid,
     /// `pidfd_send_signal(pidfd, sig, info, flags)`.
     Pidfd,
+}
+
+/// Whom a [`Decoder::Reaches`] call names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReachOf {
+    /// A pid (a tid, 0 for the caller, -1 for every process) in this argument.
+    Pid(u8),
+    /// A pidfd in this argument, and an fd number in the next (`pidfd_getfd`).
+    Pidfd(u8),
+    /// `setpriority(which, who)` / `ioprio_set(which, who)`: a process, a
+    /// process group or a user; `io` says ioprio's numbering (1, 2, 3) over
+    /// setpriority's (0, 1, 2).
+    Which { which: u8, who: u8, io: bool },
 }
 
 /// How a send names its destination.
@@ -229,6 +242,9 @@ pub enum Decoder {
     /// unless it changes the limits of nfguard's own (an RLIMIT_NOFILE of 0
     /// leaves the supervisor unable to open anything).
     Limits,
+    /// A call that names another process (its scheduling, its fds, its
+    /// memory, its events): allowed unless it reaches nfguard's own.
+    Reaches(ReachOf),
     /// `fcntl(fd, F_SETOWN | F_SETOWN_EX, arg)` and `ioctl(fd, FIOSETOWN |
     /// SIOCSPGRP, &pid)`: who gets the fd's SIGIO (a signal of any number,
     /// with F_SETSIG); allowed unless it names nfguard's own processes.
@@ -305,7 +321,7 @@ const fn notify_if(
 const fn notify_in(
     nr: i64,
     name: &'static str,
-    (arg, values): (u8, [u32; 2]),
+    (arg, values): (u8, [u32; 3]),
     decoder: Decoder,
     why: &'static str,
 ) -> Rule {
@@ -327,7 +343,7 @@ const fn notify_eq(
     decoder: Decoder,
     why: &'static str,
 ) -> Rule {
-    notify_in(nr, name, (arg, [value, value]), decoder, why)
+    notify_in(nr, name, (arg, [value, value, value]), decoder, why)
 }
 
 const fn notify_both(
@@ -398,6 +414,8 @@ pub const SCTP_SOCKOPT_CONNECTX3: u32 = 111;
 pub const HANDOVER_FLAG: u32 = libc::MSG_CMSG_CLOEXEC as u32;
 /// `fcntl`'s F_SETOWN_EX (linux/fcntl.h), which libc does not name.
 pub const F_SETOWN_EX: u32 = 15;
+/// `ioctl(TIOCSTI)`: a byte pushed into a terminal's input.
+pub const TIOCSTI: u32 = 0x5412;
 /// `ioctl` requests that set who gets an fd's SIGIO.
 pub const FIOSETOWN: u32 = 0x8901;
 pub const SIOCSPGRP: u32 = 0x8902;
@@ -877,19 +895,93 @@ pub const RULES: &[Rule] = &[
         D::Limits,
         "another process's limits: nfguard's own must not be lowered",
     ),
+    // Other processes, by pid: nfguard's own must be out of reach.
+    notify(
+        libc::SYS_process_vm_readv,
+        "process_vm_readv",
+        D::Reaches(ReachOf::Pid(0)),
+        "reads another process's memory (nfguard's listener state among it)",
+    ),
+    notify(
+        libc::SYS_pidfd_open,
+        "pidfd_open",
+        D::Reaches(ReachOf::Pid(0)),
+        "a handle on another process, the first step to its fds",
+    ),
+    notify(
+        libc::SYS_pidfd_getfd,
+        "pidfd_getfd",
+        D::Reaches(ReachOf::Pidfd(0)),
+        "takes another process's fd (nfguard's listener)",
+    ),
+    notify_if(
+        libc::SYS_perf_event_open,
+        "perf_event_open",
+        (1, u32::MAX),
+        D::Reaches(ReachOf::Pid(1)),
+        "events of another process; with sigtrap, a SIGTRAP at every overflow",
+    ),
+    notify_if(
+        libc::SYS_sched_setscheduler,
+        "sched_setscheduler",
+        (0, u32::MAX),
+        D::Reaches(ReachOf::Pid(0)),
+        "another process's scheduling: nfguard must not be starved",
+    ),
+    notify_if(
+        libc::SYS_sched_setparam,
+        "sched_setparam",
+        (0, u32::MAX),
+        D::Reaches(ReachOf::Pid(0)),
+        "another process's scheduling: nfguard must not be starved",
+    ),
+    notify_if(
+        libc::SYS_sched_setattr,
+        "sched_setattr",
+        (0, u32::MAX),
+        D::Reaches(ReachOf::Pid(0)),
+        "another process's scheduling: nfguard must not be starved",
+    ),
+    notify_if(
+        libc::SYS_sched_setaffinity,
+        "sched_setaffinity",
+        (0, u32::MAX),
+        D::Reaches(ReachOf::Pid(0)),
+        "another process's CPUs: nfguard must not be starved",
+    ),
+    notify(
+        libc::SYS_setpriority,
+        "setpriority",
+        D::Reaches(ReachOf::Which {
+            which: 0,
+            who: 1,
+            io: false,
+        }),
+        "another process's, group's or user's priority: nfguard's among them",
+    ),
+    notify(
+        libc::SYS_ioprio_set,
+        "ioprio_set",
+        D::Reaches(ReachOf::Which {
+            which: 0,
+            who: 1,
+            io: true,
+        }),
+        "another process's I/O priority: nfguard's among them",
+    ),
     notify_in(
         libc::SYS_fcntl,
         "fcntl",
-        (1, [libc::F_SETOWN as u32, F_SETOWN_EX]),
+        (1, [libc::F_SETOWN as u32, F_SETOWN_EX, F_SETOWN_EX]),
         D::SetOwner { ioctl: false },
         "F_SETOWN: an fd's SIGIO, of any signal number, sent to a chosen process",
     ),
     notify_in(
         libc::SYS_ioctl,
         "ioctl",
-        (1, [FIOSETOWN, SIOCSPGRP]),
+        (1, [FIOSETOWN, SIOCSPGRP, TIOCSTI]),
         D::SetOwner { ioctl: true },
-        "FIOSETOWN, SIOCSPGRP: as F_SETOWN",
+        "FIOSETOWN, SIOCSPGRP: as F_SETOWN; TIOCSTI types into the terminal, whose shell is outside the filter (forbidden)",
     ),
     // Network.
     notify(
@@ -1042,7 +1134,7 @@ const fn body_len(r: &Rule, datagrams: bool) -> usize {
         // ld arg; jset mask; ret notify; ret allow
         Action::NotifyIfArgMask { .. } | Action::NotifyUnlessArgMask { .. } => 4,
         // ld arg; jeq a; jeq b; ret allow; ret notify
-        Action::NotifyIfArgIn { .. } => 5,
+        Action::NotifyIfArgIn { .. } => 6,
         // ld low; jeq 0; ret notify; ld high; jeq 0; ret allow; ret notify
         Action::NotifyIfArgNonZero { .. } => 7,
         // ld a; jeq; ld b; jeq; ret allow; ret notify
@@ -1141,10 +1233,11 @@ const fn emit<const N: usize>(
                 }
                 Action::NotifyIfArgIn { arg, values } => {
                     prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(arg));
-                    prog[at + 1] = jump(BPF_JMP_JEQ_K, values[0], 2, 0);
-                    prog[at + 2] = jump(BPF_JMP_JEQ_K, values[1], 1, 0);
-                    prog[at + 3] = stmt(BPF_RET_K, RET_ALLOW);
-                    prog[at + 4] = stmt(BPF_RET_K, RET_NOTIFY);
+                    prog[at + 1] = jump(BPF_JMP_JEQ_K, values[0], 3, 0);
+                    prog[at + 2] = jump(BPF_JMP_JEQ_K, values[1], 2, 0);
+                    prog[at + 3] = jump(BPF_JMP_JEQ_K, values[2], 1, 0);
+                    prog[at + 4] = stmt(BPF_RET_K, RET_ALLOW);
+                    prog[at + 5] = stmt(BPF_RET_K, RET_NOTIFY);
                 }
                 Action::NotifyIfArgNonZero { arg } => {
                     // Low half zero: the high half decides; otherwise notify.
@@ -1356,7 +1449,7 @@ mod tests {
                             args[arg as usize] = u64::from(v) | 0xdead_beef_0000_0000;
                             assert_eq!(at(args), RET_NOTIFY, "{name}");
                         }
-                        args[arg as usize] = u64::from(values[0] + values[1] + 1);
+                        args[arg as usize] = u64::from(values[0] + values[1] + values[2] + 1);
                         assert_eq!(at(args), RET_ALLOW, "{name}");
                     }
                     Action::NotifyIfArgNonZero { arg } => {

@@ -7,7 +7,7 @@
 //! low 16), so the supervisor judges what the kernel will use. Pointers stay
 //! pointers: what they point to is read by `inspect`, from the target's memory.
 
-use nfguard_policy::{Decoder, Dir, OpenFlags, Rule, SendOf, SignalTo, XattrOf};
+use nfguard_policy::{Decoder, Dir, OpenFlags, ReachOf, Rule, SendOf, SignalTo, XattrOf};
 
 /// An address in the target's memory. Never dereferenced here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +150,8 @@ pub enum Call {
         arg: u64,
         ioctl: bool,
     },
+    /// A call that names another process (ReachOf).
+    Reaches(Reach),
     /// `prlimit64` of another process (`pid` 0, the caller, is never notified).
     Limits {
         pid: i32,
@@ -183,6 +185,16 @@ pub enum Sends {
 pub enum XattrTarget {
     Path { path: Ptr, follow: bool },
     Fd(i32),
+}
+
+/// Whom a [`Call::Reaches`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Pid(i32),
+    /// `pidfd_getfd(pidfd, fd)`.
+    Pidfd { pidfd: i32, fd: i32 },
+    /// `which` in setpriority's numbering (0 process, 1 group, 2 user).
+    Which { which: i32, who: i32 },
 }
 
 /// A signal call: whom it names, and the signal.
@@ -324,6 +336,22 @@ pub fn decode(rule: &Rule, args: &[u64; 6]) -> Option<Call> {
         },
         Decoder::Debug { pid } => Call::Debug { pid: int(a(pid)) },
         Decoder::Forbidden => Call::Forbidden,
+        Decoder::Reaches(r) => Call::Reaches(match r {
+            ReachOf::Pid(i) => Reach::Pid(int(a(i))),
+            ReachOf::Pidfd(i) => Reach::Pidfd {
+                pidfd: int(a(i)),
+                fd: int(a(i + 1)),
+            },
+            ReachOf::Which { which, who, io } => {
+                let w = int(a(which));
+                // ioprio numbers them 1, 2, 3; setpriority 0, 1, 2.
+                let which = if io { w.wrapping_sub(1) } else { w };
+                Reach::Which {
+                    which,
+                    who: int(a(who)),
+                }
+            }
+        }),
         Decoder::Limits => Call::Limits {
             pid: int(a(0)),
             new: Ptr(a(2)),

@@ -120,6 +120,8 @@ pub enum Emulation {
         info: Option<Vec<u8>>,
         flags: u32,
     },
+    /// pidfd_getfd on the pidfd that was checked, the fd installed in the task.
+    GetFd { pidfd: OwnedFd, fd: i32 },
     /// F_SETOWN_EX (fcntl) or FIOSETOWN/SIOCSPGRP (ioctl) with the copy of
     /// the argument that was checked.
     SetOwner {
@@ -727,6 +729,12 @@ impl Emulator {
                 // its SIGIO may reach.
                 sys::set_owner_raw(fd.as_fd(), cmd, ioctl, &arg)
             })),
+            Emulation::GetFd { pidfd, fd } => {
+                // With the task's ids: the kernel checks ptrace access with them.
+                let r = self.with_creds(creds(), || sys::pidfd_getfd(pidfd.as_fd(), fd));
+                // pidfd_getfd's fds are always close-on-exec.
+                reply.install(r, true)
+            }
             // A unix listener's clients see the credentials of the task that
             // listened (SO_PEERCRED is taken at listen): the task's ids, then.
             Emulation::Listen { sock, backlog } => {

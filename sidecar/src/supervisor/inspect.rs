@@ -106,6 +106,7 @@ pub fn inspect(
             ioctl,
         } => signals::set_owner(t, scope, syscall, fd, cmd, arg, ioctl),
         Call::Limits { pid, new } => Ok(signals::limits(scope, syscall, pid, new)),
+        Call::Reaches(r) => signals::reaches(t, scope, syscall, r),
         Call::Forbidden => Ok(forbidden(syscall, why)),
     }
 }

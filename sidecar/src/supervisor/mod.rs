@@ -292,6 +292,7 @@ fn category(d: Decoder) -> Category {
         | Decoder::Signal(_)
         | Decoder::SetOwner { .. }
         | Decoder::Limits
+        | Decoder::Reaches(_)
         | Decoder::Forbidden
         | Decoder::Refused => Category::Process,
         Decoder::Socket

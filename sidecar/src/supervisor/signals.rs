@@ -120,6 +120,59 @@ pub fn signal(
     Ok(req)
 }
 
+/// A call that names another process (its memory, its fds, its scheduling,
+/// its events): forbidden when it reaches nfguard's own, continued otherwise
+/// (its arguments are registers), except `pidfd_getfd`, whose pidfd is an fd
+/// number another thread could swap: the supervisor takes the fd itself, on
+/// the pidfd it checked, with the task's rights.
+pub fn reaches(
+    t: &Target<'_>,
+    scope: &Scope<'_>,
+    syscall: &str,
+    r: super::decode::Reach,
+) -> Result<Request, Failure> {
+    use super::decode::Reach;
+    let mut req = request();
+    let who = match r {
+        Reach::Pid(pid) if pid > 0 => thread_of_nfguard(scope, pid),
+        Reach::Pid(-1) => Some("every process, nfguard's among them".to_string()),
+        Reach::Pid(_) => None,
+        Reach::Pidfd { pidfd, fd } => {
+            let pidfd = t.take_fd(pidfd)?;
+            let (pid, _) = sys::pidfd_target(pidfd.as_fd())
+                .map_err(|e| Failure::theirs("read the pidfd's process", e))?;
+            req.plan = Plan::Emulate(Emulation::GetFd { pidfd, fd });
+            thread_of_nfguard(scope, pid)
+        }
+        // setpriority's numbering: process, group, user; 0 is the caller's.
+        Reach::Which { which: 0, who } if who > 0 => thread_of_nfguard(scope, who),
+        Reach::Which { which: 1, who } => {
+            let group = if who == 0 {
+                procfs::read_pgrp(t.tid()).unwrap_or(0)
+            } else {
+                who
+            };
+            (scope.nfguard_group)(group)
+                .then(|| format!("process group {group}, which holds nfguard's processes"))
+        }
+        Reach::Which { which: 2, who } => {
+            let uid = if who == 0 {
+                t.status().map(|s| s.uid[0]).unwrap_or(0)
+            } else {
+                who as u32
+            };
+            let me = procfs::read_status(std::process::id() as i32);
+            me.is_some_and(|s| s.uid[0] == uid)
+                .then(|| format!("every process of uid {uid}, nfguard's among them"))
+        }
+        Reach::Which { .. } => None,
+    };
+    if let Some(who) = who {
+        req.forbid(format!("{syscall} of {who}"));
+    }
+    Ok(req)
+}
+
 /// prlimit64 of another process: reading limits is harmless; setting those
 /// of nfguard's processes is forbidden (registers only: continued as they are).
 pub fn limits(scope: &Scope<'_>, syscall: &str, pid: i32, new: Ptr) -> Request {
@@ -143,6 +196,12 @@ pub fn set_owner(
     ioctl: bool,
 ) -> Result<Request, Failure> {
     let mut req = request();
+    if ioctl && cmd == nfguard_policy::TIOCSTI {
+        req.forbid(format!(
+            "{syscall} TIOCSTI types into a terminal, whose shell runs outside the filter"
+        ));
+        return Ok(req);
+    }
     // (owner type, pid) as F_SETOWN_EX takes them, and the bytes the call
     // reads from memory (the supervisor makes the call on its copy).
     let (kind, pid, copy) = if ioctl {
