@@ -276,6 +276,15 @@ pub fn resolve_for(
             _ => Ok(r),
         },
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => walk(root, &path, follow, task),
+        // A path into a non-dumpable process's /proc entries (nfguard's own
+        // are) is refused by the kernel before any magic link: the walk says
+        // whose it is (and gives the same EACCES for anyone else's).
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) && path.contains("/proc") => {
+            match walk(root, &path, follow, task) {
+                Err(ResolveError::Own(why)) => Err(ResolveError::Own(why)),
+                _ => Err(e.into()),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }
