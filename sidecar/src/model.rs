@@ -86,6 +86,27 @@ pub struct ListenEntry {
     pub exe: String,
     pub protocol: String,
     pub port: u16,
+    /// The address served on (`0.0.0.0` or `::` for every address); absent
+    /// in models from before it was learned, and for ports a pod declares:
+    /// any address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl ListenEntry {
+    /// Does this entry allow serving `other`'s port on `other`'s address? A
+    /// port learned on one address (loopback) is not served on every one.
+    pub fn covers(&self, other: &ListenEntry) -> bool {
+        self.exe == other.exe
+            && self.protocol == other.protocol
+            && self.port == other.port
+            && match (&self.address, &other.address) {
+                (None, _) => true,
+                (Some(a), _) if a == "0.0.0.0" || a == "::" => true,
+                (Some(a), Some(b)) => a == b,
+                (Some(_), None) => false,
+            }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -281,7 +302,7 @@ impl Model {
                 parent: parent.clone(),
             }),
             Observation::Socket(e) => self.network.sockets.contains(e),
-            Observation::Listen(e) => self.network.listen.contains(e),
+            Observation::Listen(e) => self.network.listen.iter().any(|m| m.covers(e)),
             Observation::Connect(e) => {
                 self.network.connect.contains(e)
                     || self
@@ -767,12 +788,44 @@ mod tests {
     }
 
     #[test]
+    fn a_port_learned_on_one_address_is_not_served_on_every_address() {
+        let on = |a: Option<&str>| {
+            Observation::Listen(ListenEntry {
+                exe: "/usr/bin/nf".into(),
+                protocol: "tcp".into(),
+                port: 8805,
+                address: a.map(str::to_string),
+            })
+        };
+        let mut m = Model::default();
+        m.learn(&on(Some("127.0.0.1")));
+        assert!(m.allows(&on(Some("127.0.0.1"))));
+        assert!(!m.allows(&on(Some("0.0.0.0"))), "loopback learned, every address served");
+        assert!(!m.allows(&on(Some("10.0.0.1"))));
+        let mut any = Model::default();
+        any.learn(&on(Some("0.0.0.0")));
+        assert!(any.allows(&on(Some("127.0.0.1"))), "every address covers one");
+        let mut old = Model::default();
+        old.learn(&on(None));
+        assert!(old.allows(&on(Some("0.0.0.0"))), "a model without addresses allows any");
+        let e = ListenEntry {
+            exe: "x".into(),
+            protocol: "tcp".into(),
+            port: 1,
+            address: None,
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("address"), "old models read and write the same: {text}");
+    }
+
+    #[test]
     fn show_lists_every_entry() {
         let mut m = Model::default();
         m.learn(&Observation::Listen(ListenEntry {
             exe: "/usr/bin/osmo-hlr".into(),
             protocol: "tcp".into(),
             port: 4222,
+            address: None,
         }));
         m.learn(&Observation::Connect(PeerEntry {
             exe: "/usr/bin/osmo-hlr".into(),

@@ -202,6 +202,7 @@ fn console_from(
                             exe: exe.clone(),
                             protocol: proto.to_ascii_lowercase(),
                             port: port as u16,
+                            address: None,
                         }));
                     }
                 }

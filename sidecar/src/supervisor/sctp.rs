@@ -422,6 +422,7 @@ mod tests {
                 exe: exe.clone(),
                 protocol: "sctp".into(),
                 port,
+                address: None,
             })
         };
         let mut model = Model::default();

@@ -104,6 +104,7 @@ pub(super) fn peer(
                     exe,
                     protocol,
                     port,
+                    address: Some(address),
                 }));
             }
         }
@@ -220,12 +221,13 @@ pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure>
         if let Ok(SockAddr::Inet { address, port }) = net::parse_sockaddr(&name) {
             let protocol = net::protocol_name(kind, proto);
             req.protocol = Some(protocol.clone());
-            req.address = Some(address);
+            req.address = Some(address.clone());
             req.port = Some(port);
             req.observations.push(Observation::Listen(ListenEntry {
                 exe: t.exe().to_string(),
                 protocol,
                 port,
+                address: Some(address),
             }));
         }
     }
