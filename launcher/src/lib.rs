@@ -43,12 +43,16 @@
 //! everything (signals, wait statuses, the supervisor's connection) goes
 //! through one poll loop that never blocks on the supervisor.
 #![cfg_attr(not(test), no_std)]
+// Every unsafe call is sys.rs's (the C ABI, the allocator, the syscalls).
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 mod config;
 mod keeper;
+#[allow(unsafe_code)]
 mod sys;
+pub use sys::{abort, c_args, Malloc};
 mod trace;
 
 mod generated {
@@ -57,8 +61,7 @@ mod generated {
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::alloc::{GlobalAlloc, Layout};
-use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ffi::c_int;
 
 pub use config::{
     hello, json_string, parse_args, parse_millis, resolve_command, KeeperState, LaunchConfig,
@@ -77,14 +80,11 @@ pub use trace::{exec_line, parse_verdict, Verdict};
 pub const EXIT_PANIC: i32 = 101;
 
 /// The launcher's `main`: everything std's runtime did before `main` that
-/// matters here, then the arguments, then the keeper. Returns the exit status.
-///
-/// # Safety
-/// `argv` must hold `argc` NUL-terminated strings, as the C runtime passes them.
-pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+/// matters here, then the arguments (`sys::c_args` of the C runtime's argv),
+/// then the keeper. Returns the exit status.
+pub fn main(args: Result<Vec<String>, String>) -> c_int {
     sys::init_like_std();
-    // SAFETY: the caller's contract.
-    let args = match unsafe { args(argc, argv) } {
+    let args = match args {
         Ok(a) => a,
         // std::env::args() panicked on these (exit status 101).
         Err(bad) => keeper::fail(
@@ -100,25 +100,6 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         }
     };
     keeper::run(cfg)
-}
-
-/// `argv` as strings; Err(lossy text) for the first that is not UTF-8.
-///
-/// # Safety
-/// `argv` must hold `argc` NUL-terminated strings.
-unsafe fn args(argc: c_int, argv: *const *const c_char) -> Result<Vec<String>, String> {
-    let n = usize::try_from(argc).unwrap_or(0);
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        // SAFETY: the caller's contract: argv[i] for i < argc is a valid
-        // NUL-terminated string.
-        let arg = unsafe { CStr::from_ptr(*argv.add(i)) }.to_bytes();
-        match core::str::from_utf8(arg) {
-            Ok(s) => out.push(String::from(s)),
-            Err(_) => return Err(String::from_utf8_lossy(arg).into_owned()),
-        }
-    }
-    Ok(out)
 }
 
 /// What the binary's panic handler does when std is not linked: std's
@@ -155,63 +136,4 @@ pub fn panicked(info: &core::panic::PanicInfo<'_>) -> ! {
         ),
     };
     sys::exit(EXIT_PANIC)
-}
-
-/// `abort()`: SIGABRT, no cleanup.
-pub fn abort() -> ! {
-    // SAFETY: abort takes no argument and never returns.
-    unsafe { libc::abort() }
-}
-
-/// The C allocator, as std's `System` uses it on Linux.
-#[derive(Debug, Clone, Copy)]
-pub struct Malloc;
-
-/// The alignment malloc guarantees on x86_64.
-const MALLOC_ALIGN: usize = 16;
-
-// SAFETY: malloc, realloc and free honour the GlobalAlloc contract for
-// alignments up to MALLOC_ALIGN when the size is at least the alignment;
-// everything else goes through posix_memalign.
-unsafe impl GlobalAlloc for Malloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
-            // SAFETY: any size is valid for malloc.
-            unsafe { libc::malloc(layout.size()) }.cast()
-        } else {
-            let mut out: *mut c_void = core::ptr::null_mut();
-            let align = layout.align().max(core::mem::size_of::<usize>());
-            // SAFETY: `align` is a power of two and a multiple of
-            // sizeof(void *), as posix_memalign requires.
-            match unsafe { libc::posix_memalign(&mut out, align, layout.size()) } {
-                0 => out.cast(),
-                _ => core::ptr::null_mut(),
-            }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        // SAFETY: `ptr` came from malloc or posix_memalign (alloc above).
-        unsafe { libc::free(ptr.cast()) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= MALLOC_ALIGN && layout.align() <= new_size {
-            // SAFETY: `ptr` came from this allocator; realloc keeps malloc's
-            // alignment, enough for `layout.align()`.
-            unsafe { libc::realloc(ptr.cast(), new_size) }.cast()
-        } else {
-            // SAFETY: the GlobalAlloc contract for the new layout (same
-            // alignment, nonzero size) holds, as the caller guarantees.
-            unsafe {
-                let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-                let new = self.alloc(new_layout);
-                if !new.is_null() {
-                    core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                    self.dealloc(ptr, layout);
-                }
-                new
-            }
-        }
-    }
 }

@@ -8,7 +8,8 @@
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::ffi::{c_char, c_int, CStr};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::{c_char, c_int, c_void, CStr};
 use core::fmt;
 
 use crate::generated::{ERRNO_DESCS, ERRNO_NAMES, ERRNO_UNKNOWN};
@@ -830,5 +831,83 @@ mod tests {
         assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
         drop(a);
         assert_eq!(recv_fd(&b).unwrap_err(), IoError::Msg("peer closed"));
+    }
+}
+
+/// `argv` as strings; Err(lossy text) for the first that is not UTF-8.
+///
+/// # Safety
+/// `argv` must hold `argc` NUL-terminated strings.
+pub unsafe fn c_args(argc: c_int, argv: *const *const c_char) -> Result<Vec<String>, String> {
+    let n = usize::try_from(argc).unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: the caller's contract: argv[i] for i < argc is a valid
+        // NUL-terminated string.
+        let arg = unsafe { CStr::from_ptr(*argv.add(i)) }.to_bytes();
+        match core::str::from_utf8(arg) {
+            Ok(s) => out.push(String::from(s)),
+            Err(_) => return Err(String::from_utf8_lossy(arg).into_owned()),
+        }
+    }
+    Ok(out)
+}
+
+/// `abort()`: SIGABRT, no cleanup.
+pub fn abort() -> ! {
+    // SAFETY: abort takes no argument and never returns.
+    unsafe { libc::abort() }
+}
+
+/// The C allocator, as std's `System` uses it on Linux.
+#[derive(Debug, Clone, Copy)]
+pub struct Malloc;
+
+/// The alignment malloc guarantees on x86_64.
+const MALLOC_ALIGN: usize = 16;
+
+// SAFETY: malloc, realloc and free honour the GlobalAlloc contract for
+// alignments up to MALLOC_ALIGN when the size is at least the alignment;
+// everything else goes through posix_memalign.
+unsafe impl GlobalAlloc for Malloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
+            // SAFETY: any size is valid for malloc.
+            unsafe { libc::malloc(layout.size()) }.cast()
+        } else {
+            let mut out: *mut c_void = core::ptr::null_mut();
+            let align = layout.align().max(core::mem::size_of::<usize>());
+            // SAFETY: `align` is a power of two and a multiple of
+            // sizeof(void *), as posix_memalign requires.
+            match unsafe { libc::posix_memalign(&mut out, align, layout.size()) } {
+                0 => out.cast(),
+                _ => core::ptr::null_mut(),
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from malloc or posix_memalign (alloc above).
+        unsafe { libc::free(ptr.cast()) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= new_size {
+            // SAFETY: `ptr` came from this allocator; realloc keeps malloc's
+            // alignment, enough for `layout.align()`.
+            unsafe { libc::realloc(ptr.cast(), new_size) }.cast()
+        } else {
+            // SAFETY: the GlobalAlloc contract for the new layout (same
+            // alignment, nonzero size) holds, as the caller guarantees.
+            unsafe {
+                let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+                let new = self.alloc(new_layout);
+                if !new.is_null() {
+                    core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                    self.dealloc(ptr, layout);
+                }
+                new
+            }
+        }
     }
 }

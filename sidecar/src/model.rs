@@ -800,14 +800,23 @@ mod tests {
         let mut m = Model::default();
         m.learn(&on(Some("127.0.0.1")));
         assert!(m.allows(&on(Some("127.0.0.1"))));
-        assert!(!m.allows(&on(Some("0.0.0.0"))), "loopback learned, every address served");
+        assert!(
+            !m.allows(&on(Some("0.0.0.0"))),
+            "loopback learned, every address served"
+        );
         assert!(!m.allows(&on(Some("10.0.0.1"))));
         let mut any = Model::default();
         any.learn(&on(Some("0.0.0.0")));
-        assert!(any.allows(&on(Some("127.0.0.1"))), "every address covers one");
+        assert!(
+            any.allows(&on(Some("127.0.0.1"))),
+            "every address covers one"
+        );
         let mut old = Model::default();
         old.learn(&on(None));
-        assert!(old.allows(&on(Some("0.0.0.0"))), "a model without addresses allows any");
+        assert!(
+            old.allows(&on(Some("0.0.0.0"))),
+            "a model without addresses allows any"
+        );
         let e = ListenEntry {
             exe: "x".into(),
             protocol: "tcp".into(),
@@ -815,7 +824,10 @@ mod tests {
             address: None,
         };
         let text = serde_json::to_string(&e).unwrap();
-        assert!(!text.contains("address"), "old models read and write the same: {text}");
+        assert!(
+            !text.contains("address"),
+            "old models read and write the same: {text}"
+        );
     }
 
     #[test]

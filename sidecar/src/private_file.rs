@@ -162,12 +162,18 @@ mod tests {
         std::fs::write(&victim, "keep me\n").unwrap();
         let name = d.path().join("events.jsonl");
         std::fs::hard_link(&victim, &name).unwrap();
-        assert!(open_existing(&victim).is_err(), "two links: not ours to trust");
+        assert!(
+            open_existing(&victim).is_err(),
+            "two links: not ours to trust"
+        );
         use std::io::Write;
         open(&name, true).unwrap().write_all(b"event\n").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
         assert_eq!(std::fs::read_to_string(&name).unwrap(), "event\n");
-        assert!(open_existing(&victim).unwrap().is_some(), "one name again: ours");
+        assert!(
+            open_existing(&victim).unwrap().is_some(),
+            "one name again: ours"
+        );
         assert!(open_existing(&d.path().join("absent")).unwrap().is_none());
     }
 

@@ -18,7 +18,7 @@ extern "C" fn main(
     argv: *const *const core::ffi::c_char,
 ) -> core::ffi::c_int {
     // SAFETY: the C runtime passes argc strings in argv.
-    let run = || unsafe { nfguard_launcher::main(argc, argv) };
+    let run = || nfguard_launcher::main(unsafe { nfguard_launcher::c_args(argc, argv) });
     #[cfg(panic = "abort")]
     return run();
     #[cfg(not(panic = "abort"))]

@@ -192,9 +192,15 @@ pub enum XattrTarget {
 pub enum Reach {
     Pid(i32),
     /// `pidfd_getfd(pidfd, fd)`.
-    Pidfd { pidfd: i32, fd: i32 },
+    Pidfd {
+        pidfd: i32,
+        fd: i32,
+    },
     /// `which` in setpriority's numbering (0 process, 1 group, 2 user).
-    Which { which: i32, who: i32 },
+    Which {
+        which: i32,
+        who: i32,
+    },
 }
 
 /// A signal call: whom it names, and the signal.

@@ -23,6 +23,13 @@ use crate::procfs;
 use crate::resolve;
 use crate::sys;
 
+/// A call whose shape only a layer above knows (`sends`, `sctp`): the
+/// emulator runs it with its tools (credentials, the worker pool) and the
+/// reply, without depending on that layer.
+pub trait Call: Send {
+    fn perform(self: Box<Self>, em: &Emulator, target: &Target<'_>, reply: Reply);
+}
+
 /// A call the supervisor makes for the target.
 pub enum Emulation {
     /// Open `fd` (O_PATH) again with these flags and install it in the target;
@@ -81,10 +88,10 @@ pub enum Emulation {
         sock: OwnedFd,
         backlog: i32,
     },
-    /// Sends with a destination, from the supervisor's copy (`sends`).
-    Send(super::sends::SendJob),
-    /// A socket option that adds SCTP addresses, with the copy judged (`sctp`).
-    SockOpt(super::sctp::SockOptJob),
+    /// A call a layer above describes and makes itself: sends with a
+    /// destination from the supervisor's copy (`sends`), SCTP's options
+    /// that add addresses (`sctp`).
+    Call(Box<dyn Call>),
     Link {
         from: LinkFrom,
         new_dir: OwnedFd,
@@ -121,7 +128,10 @@ pub enum Emulation {
         flags: u32,
     },
     /// pidfd_getfd on the pidfd that was checked, the fd installed in the task.
-    GetFd { pidfd: OwnedFd, fd: i32 },
+    GetFd {
+        pidfd: OwnedFd,
+        fd: i32,
+    },
     /// F_SETOWN_EX (fcntl) or FIOSETOWN/SIOCSPGRP (ioctl) with the copy of
     /// the argument that was checked.
     SetOwner {
@@ -641,8 +651,7 @@ impl Emulator {
                 drop(holds);
                 reply.result(r)
             }
-            Emulation::Send(job) => super::sends::perform(self, job, target, reply),
-            Emulation::SockOpt(job) => super::sctp::perform(self, job, reply),
+            Emulation::Call(call) => call.perform(self, target, reply),
             Emulation::Link { from, new_dir, new } => {
                 reply.result(self.with_creds(creds(), || {
                     let new = resolve::cstring(&new)?;

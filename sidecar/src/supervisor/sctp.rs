@@ -26,7 +26,7 @@ use nfguard_policy::{
 };
 
 use super::decode::Ptr;
-use super::emulate::{Emulation, Emulator, Reply};
+use super::emulate::{Call, Emulation, Emulator, Reply};
 use super::failure::Failure;
 use super::request::{Plan, Request, Scope};
 use super::sockets::{peer, socket_of};
@@ -195,12 +195,12 @@ pub fn sockopt(
             }
             if enforce {
                 let value = addrs.concat();
-                req.plan = Plan::Emulate(Emulation::SockOpt(SockOptJob::Set {
+                req.plan = Plan::Emulate(Emulation::Call(Box::new(SockOptJob::Set {
                     sock,
                     name,
                     value,
                     connects: false,
-                }));
+                })));
             }
         }
         Addresses::Connect {
@@ -213,7 +213,7 @@ pub fn sockopt(
                 peer(t, scope, &mut req, Op::Connect, a, (kind, proto))?;
             }
             if enforce {
-                req.plan = Plan::Emulate(Emulation::SockOpt(match connectx3 {
+                req.plan = Plan::Emulate(Emulation::Call(Box::new(match connectx3 {
                     None => SockOptJob::Set {
                         sock,
                         name,
@@ -227,7 +227,7 @@ pub fn sockopt(
                         optlen,
                         tid: t.tid(),
                     },
-                }));
+                })));
             }
         }
     }
@@ -236,7 +236,13 @@ pub fn sockopt(
 
 /// Makes the option's call for the task and answers. A connect may wait
 /// for the association (a blocking socket): it runs on a worker thread.
-pub fn perform(em: &Emulator, job: SockOptJob, reply: Reply) {
+impl Call for SockOptJob {
+    fn perform(self: Box<Self>, em: &Emulator, _: &Target<'_>, reply: Reply) {
+        perform(em, *self, reply)
+    }
+}
+
+fn perform(em: &Emulator, job: SockOptJob, reply: Reply) {
     match job {
         SockOptJob::Set {
             sock,

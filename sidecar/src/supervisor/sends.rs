@@ -33,7 +33,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nfguard_common::Mode;
 
 use super::decode::Sends;
-use super::emulate::{Emulation, Emulator, Reply};
+use super::emulate::{Call, Emulation, Emulator, Reply};
 use super::failure::Failure;
 use super::msg::{self, Cmsg, Message, Want};
 use super::request::{Plan, Request, Scope};
@@ -395,7 +395,7 @@ pub fn send(
         }
     }
     if enforce {
-        req.plan = Plan::Emulate(Emulation::Send(SendJob {
+        req.plan = Plan::Emulate(Emulation::Call(Box::new(SendJob {
             sock: sock_fd,
             stream: sock.stream(),
             messages: outgoing,
@@ -405,7 +405,7 @@ pub fn send(
             as_caller: family == libc::AF_UNIX,
             tgid: t.tgid(),
             tid: t.tid(),
-        }));
+        })));
     }
     Ok(req)
 }
@@ -496,7 +496,13 @@ impl SendJob {
 /// once, without waiting; a send that would block, on a socket the task
 /// would block on, is finished on a worker thread so the listener's other
 /// notifications are not held up.
-pub fn perform(em: &Emulator, job: SendJob, target: &Target<'_>, reply: Reply) {
+impl Call for SendJob {
+    fn perform(self: Box<Self>, em: &Emulator, target: &Target<'_>, reply: Reply) {
+        perform(em, *self, target, reply)
+    }
+}
+
+fn perform(em: &Emulator, job: SendJob, target: &Target<'_>, reply: Reply) {
     let creds = if job.as_caller {
         match em.creds_for(target) {
             Ok(c) => c,
