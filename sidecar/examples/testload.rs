@@ -402,21 +402,23 @@ fn main() {
             // What a workload of the same uid can take from process PID
             // (the keeper, the supervisor): fds, memory, /proc entries.
             let pid: i32 = a(1).parse().unwrap();
+            // Each step is tried whatever the one before gave: every layer
+            // that stops it is seen (the filter, the dumpable flag).
             let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
             if pidfd < 0 {
                 println!("steal pidfd_open errno={}", errno());
-                return;
-            }
-            let (mut taken, mut eperm, mut other) = (0, 0, 0);
-            for fd in 0..64 {
-                let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
-                match (r, errno()) {
-                    (r, _) if r >= 0 => taken += 1,
-                    (_, libc::EPERM) => eperm += 1,
-                    _ => other += 1,
+            } else {
+                let (mut taken, mut eperm, mut other) = (0, 0, 0);
+                for fd in 0..64 {
+                    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+                    match (r, errno()) {
+                        (r, _) if r >= 0 => taken += 1,
+                        (_, libc::EPERM) => eperm += 1,
+                        _ => other += 1,
+                    }
                 }
+                println!("steal getfd taken={taken} eperm={eperm} other={other}");
             }
-            println!("steal getfd taken={taken} eperm={eperm} other={other}");
             let mut byte = [0u8; 8];
             let local = libc::iovec {
                 iov_base: byte.as_mut_ptr().cast(),

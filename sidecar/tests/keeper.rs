@@ -390,8 +390,12 @@ fn require_root() -> bool {
 #[test]
 fn the_workload_cannot_take_the_keepers_or_the_supervisors_handles() {
     // The injected sidecar runs with the workload's uid: a workload of that
-    // uid without CAP_SYS_PTRACE must reach neither process. Everything runs
-    // as nobody here, as in a pod that drops every capability.
+    // uid without CAP_SYS_PTRACE must reach neither process. Two layers stop
+    // it: inside the filter, the calls that name nfguard's processes are
+    // forbidden; outside it (an exec session the runtime started, with the
+    // same uid), the kernel's ptrace access check refuses a non-dumpable
+    // process. Everything runs as nobody, as in a pod that drops every
+    // capability.
     if !require_root() {
         return;
     }
@@ -399,44 +403,103 @@ fn the_workload_cannot_take_the_keepers_or_the_supervisors_handles() {
     let s = Scratch::new();
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let load = testload();
+    let (pids, done) = (s.path("pids"), s.path("done"));
     // $PPID is the keeper; its parent is `nfguard run`, the supervisor. A
     // background sleep of the same uid, dumpable, shows what the steal does
-    // when nothing stops it.
+    // when nothing stops it. The workload then waits while the test steals
+    // from outside the filter.
     let script = format!(
-        "sleep 30 & {load} steal $!; kill $!; {load} steal $PPID; {load} steal $(cut -d' ' -f4 /proc/$PPID/stat)"
+        "sup=$(cut -d' ' -f4 /proc/$PPID/stat); \
+         sleep 30 & echo '== sleep'; {load} steal $!; kill $!; \
+         echo '== keeper'; {load} steal $PPID; echo '== supervisor'; {load} steal $sup; \
+         echo $PPID $sup > {pids}.new && mv {pids}.new {pids}; \
+         while [ ! -e {done} ]; do sleep 0.05; done",
+        pids = pids.display(),
+        done = done.display(),
     );
-    let o = Command::new("setpriv")
+    let inside = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(NFGUARD)
         .args(["run", "--mode", "learn", "--model"])
         .arg(s.model())
         .args(["--", "sh", "-c", &script])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pids.exists() {
+        assert!(Instant::now() < deadline, "the workload never got to wait");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ours: Vec<String> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    let outside: Vec<String> = ours
+        .iter()
+        .map(|pid| {
+            let o = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(&load)
+                .args(["steal", pid])
+                .output()
+                .unwrap();
+            stdout(&o)
+        })
+        .collect();
+    std::fs::write(&done, "").unwrap();
+    let o = inside.wait_with_output().unwrap();
+    assert!(o.status.success(), "{o:?}");
     let text = stdout(&o);
-    let blocks: Vec<&str> = text.split("steal getfd").skip(1).collect();
-    assert_eq!(blocks.len(), 3, "{o:?}");
+    let block = |name: &str| -> String {
+        let start = text
+            .find(&format!("== {name}\n"))
+            .unwrap_or_else(|| panic!("no {name} block: {text}"));
+        let rest = &text[start + name.len() + 4..];
+        rest[..rest.find("== ").unwrap_or(rest.len())].to_string()
+    };
     assert!(
-        count(blocks[0], "taken") > 0,
+        count(&block("sleep"), "taken") > 0 && !block("sleep").contains("taken=0"),
         "a dumpable process of the same uid gives its fds: {text}"
     );
-    for (who, b) in [("keeper", blocks[1]), ("supervisor", blocks[2])] {
+    let events = String::from_utf8_lossy(&o.stderr).into_owned();
+    for (who, pid, inner, outer) in [
+        ("keeper", &ours[0], block("keeper"), &outside[0]),
+        ("supervisor", &ours[1], block("supervisor"), &outside[1]),
+    ] {
+        // Inside the filter: forbidden, with an event naming the process.
         assert!(
-            b.starts_with(" taken=0 eperm=64 other=0"),
-            "the {who}'s fds: {b}"
+            inner.contains("steal pidfd_open errno=1"),
+            "the {who}'s pidfd: {inner}"
         );
-        for (what, errno) in [
-            ("vm_readv", libc::EPERM),
-            ("open-fd", libc::EACCES),
-            ("open-mem", libc::EACCES),
-            ("open-environ", libc::EACCES),
-            ("ptrace", libc::EPERM),
-        ] {
-            assert!(
-                b.contains(&format!("steal {what} errno={errno}")),
-                "{who} {what}: {b}"
-            );
+        assert!(
+            events.contains(&format!(
+                "pidfd_open of a thread ({pid}) of nfguard's own process"
+            )),
+            "no forbidden event for the {who}: {events}"
+        );
+        // Outside it: the dumpable flag.
+        assert!(
+            outer.starts_with("steal getfd taken=0 eperm=64 other=0"),
+            "the {who}'s fds from outside the filter: {outer}"
+        );
+        for b in [&inner, outer] {
+            for (what, errno) in [
+                ("vm_readv", libc::EPERM),
+                ("open-fd", libc::EACCES),
+                ("open-mem", libc::EACCES),
+                ("open-environ", libc::EACCES),
+                ("ptrace", libc::EPERM),
+            ] {
+                assert!(
+                    b.contains(&format!("steal {what} errno={errno}")),
+                    "{who} {what}: {b}"
+                );
+            }
         }
     }
     // A supervisor that cannot read the non-dumpable keeper's /proc/<pid>/exe
@@ -527,6 +590,8 @@ fn signals_stops_and_exit_statuses_pass_through_a_traced_workload() {
         "{o:?}"
     );
     // A signal sent to `nfguard run` reaches the workload through the keeper.
+    // (SIGTERM: a test run from a background job inherits SIGINT ignored,
+    // and a shell cannot trap a signal ignored at its start.)
     let mut c = s
         .cmd(
             "learn",
@@ -534,7 +599,7 @@ fn signals_stops_and_exit_statuses_pass_through_a_traced_workload() {
             &[
                 "sh",
                 "-c",
-                "trap 'exit 42' INT; echo ready; while :; do sleep 0.05; done",
+                "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
             ],
         )
         .stdout(Stdio::piped())
@@ -546,7 +611,7 @@ fn signals_stops_and_exit_statuses_pass_through_a_traced_workload() {
     assert_eq!(&first, b"ready\n");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(c.0.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     assert_eq!(c.0.wait().unwrap().code(), Some(42));
