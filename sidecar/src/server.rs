@@ -71,8 +71,13 @@ pub fn accept_loop(shared: Arc<Shared>, sock: UnixListener, state_dir: &Path) {
                 let spawned = std::thread::Builder::new()
                     .name("nfguard-hello".into())
                     .spawn(move || {
-                        if let Err(e) = take_listener(&shared, stream, &state_dir) {
-                            eprintln!("nfguard: a keeper's handover failed: {e}");
+                        match take_listener(&shared, stream, &state_dir) {
+                            // A client that closes before sending a byte is
+                            // `nfguard health` seeing that the socket accepts:
+                            // one a probe period is not worth a log line.
+                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
+                            Err(e) => eprintln!("nfguard: a keeper's handover failed: {e}"),
+                            Ok(()) => {}
                         }
                     });
                 if let Err(e) = spawned {

@@ -1165,3 +1165,139 @@ fn a_stopped_supervisor_fails_its_liveness_probe_and_passes_it_again_once_resume
     let resumed = probe();
     assert!(resumed.status.success(), "{resumed:?}");
 }
+
+#[test]
+fn a_listener_stuck_on_one_call_fails_the_liveness_probe_until_the_call_ends() {
+    // A supervisor can be alive and answer its API while one of its
+    // listeners is stuck: here, resolving a path on a FUSE mount whose
+    // server never answers (an uninitialised connection holds every
+    // lookup). The workload is then paused without a sound; the probe must
+    // fail so the kubelet restarts the sidecar, and pass again once the
+    // call ends (the FUSE connection closed: the lookup fails).
+    if !require_root() {
+        return;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        let msg = "this test needs /dev/fuse (the fuse module)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let s = Scratch::new();
+    let shared = s.path("shared");
+    std::fs::create_dir_all(shared.join("bin")).unwrap();
+    std::fs::write(shared.join("ready"), "").unwrap();
+    std::fs::write(shared.join("bin/nfguard-launch"), "").unwrap();
+    let stuck = s.path("stuck");
+    std::fs::create_dir(&stuck).unwrap();
+    // The server: a shell that opens /dev/fuse, mounts it (`mount -i`: no
+    // helper) and sleeps, never reading a request.
+    let mut fuse = Reaped(
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                "exec 3<>/dev/fuse && mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 nfguard-stuck \"$1\" && echo mounted && exec sleep 600",
+            )
+            .arg("sh")
+            .arg(&stuck)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(fuse.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "mounted", "the FUSE mount failed");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(stuck.clone());
+
+    let sock = shared.join("supervisor.sock");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("127.0.0.1:{port}");
+    let mut args = s.supervise_args("learn", &sock);
+    args.extend(["--api".into(), api.clone().into()]);
+    let _sup = Reaped(Command::new(NFGUARD).args(args).spawn().unwrap());
+    wait_for_socket(&sock);
+    let probe = || {
+        Command::new(NFGUARD)
+            .args(["health", "--live"])
+            .env("NFGUARD_SHARED_DIR", &shared)
+            .env("NFGUARD_SOCKET", &sock)
+            .env("NFGUARD_API_ADDR", &api)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe().status.success() {
+        assert!(Instant::now() < deadline, "never live: {:?}", probe());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A write into the mount: the open is notified, and its resolution
+    // waits on the FUSE server.
+    let target = stuck.join("file");
+    let mut work = Reaped(
+        Command::new(LAUNCH)
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--")
+            .args(["sh", "-c", "echo x > \"$1\"; echo done", "sh"])
+            .arg(&target)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let failed = loop {
+        let o = probe();
+        if !o.status.success() {
+            break o;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a listener busy for 30 s still passes the probe"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "the probe failed before the call was stuck for 10 s: {failed:?}"
+    );
+    let why = String::from_utf8_lossy(&failed.stderr);
+    assert!(why.contains("busy with one call"), "{failed:?}");
+    assert!(
+        work.try_wait().unwrap().is_none(),
+        "the workload should wait on the stuck call"
+    );
+    // The server goes away: the connection is aborted, the lookup fails,
+    // the call is answered, and the supervisor is live again.
+    fuse.kill().unwrap();
+    fuse.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe().status.success() {
+        assert!(Instant::now() < deadline, "still not live: {:?}", probe());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = exit_within(
+        &mut work,
+        Duration::from_secs(10),
+        "the workload never finished once its call was answered",
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(work.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains("done"), "{status:?} {out}");
+}
