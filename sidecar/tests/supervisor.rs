@@ -1108,6 +1108,59 @@ fn a_client_that_connects_and_says_nothing_does_not_hold_up_a_keeper() {
     let _ = sup.wait();
 }
 
+/// A learn-mode supervisor with its API, as the sidecar runs it, and the
+/// sidecar's liveness probe (`nfguard health --live`) pointed at it.
+struct Probed {
+    supervisor: Reaped,
+    shared: PathBuf,
+    sock: PathBuf,
+    api: String,
+}
+
+impl Probed {
+    /// Starts the supervisor and waits until the probe first passes (the
+    /// API may take a moment to listen).
+    fn start(s: &Scratch) -> Probed {
+        let shared = s.path("shared");
+        std::fs::create_dir_all(shared.join("bin")).unwrap();
+        std::fs::write(shared.join("ready"), "").unwrap();
+        std::fs::write(shared.join("bin/nfguard-launch"), "").unwrap();
+        let sock = shared.join("supervisor.sock");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = format!("127.0.0.1:{port}");
+        let mut args = s.supervise_args("learn", &sock);
+        args.extend(["--api".into(), api.clone().into()]);
+        let supervisor = Reaped(Command::new(NFGUARD).args(args).spawn().unwrap());
+        wait_for_socket(&sock);
+        let p = Probed {
+            supervisor,
+            shared,
+            sock,
+            api,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !p.probe().status.success() {
+            assert!(Instant::now() < deadline, "never live: {:?}", p.probe());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    fn probe(&self) -> std::process::Output {
+        Command::new(NFGUARD)
+            .args(["health", "--live"])
+            .env("NFGUARD_SHARED_DIR", &self.shared)
+            .env("NFGUARD_SOCKET", &self.sock)
+            .env("NFGUARD_API_ADDR", &self.api)
+            .output()
+            .unwrap()
+    }
+}
+
 #[test]
 fn a_stopped_supervisor_fails_its_liveness_probe_and_passes_it_again_once_resumed() {
     // The sidecar's liveness probe (`nfguard health --live`) must tell a
@@ -1115,36 +1168,8 @@ fn a_stopped_supervisor_fails_its_liveness_probe_and_passes_it_again_once_resume
     // queues connections to a stopped process's sockets, so only an answer
     // proves it lives (the kubelet then restarts the sidecar).
     let s = Scratch::new();
-    let shared = s.path("shared");
-    std::fs::create_dir_all(shared.join("bin")).unwrap();
-    std::fs::write(shared.join("ready"), "").unwrap();
-    std::fs::write(shared.join("bin/nfguard-launch"), "").unwrap();
-    let sock = shared.join("supervisor.sock");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api = format!("127.0.0.1:{port}");
-    let mut args = s.supervise_args("learn", &sock);
-    args.extend(["--api".into(), api.clone().into()]);
-    let sup = Reaped(Command::new(NFGUARD).args(args).spawn().unwrap());
-    wait_for_socket(&sock);
-    let probe = || {
-        Command::new(NFGUARD)
-            .args(["health", "--live"])
-            .env("NFGUARD_SHARED_DIR", &shared)
-            .env("NFGUARD_SOCKET", &sock)
-            .env("NFGUARD_API_ADDR", &api)
-            .output()
-            .unwrap()
-    };
-    // The API may take a moment to listen.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !probe().status.success() {
-        assert!(Instant::now() < deadline, "never live: {:?}", probe());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let live = Probed::start(&s);
+    let (sup, probe) = (&live.supervisor, || live.probe());
     let pid = nix::unistd::Pid::from_raw(sup.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     let started = Instant::now();
@@ -1186,10 +1211,6 @@ fn a_listener_stuck_on_one_call_fails_the_liveness_probe_until_the_call_ends() {
         return;
     }
     let s = Scratch::new();
-    let shared = s.path("shared");
-    std::fs::create_dir_all(shared.join("bin")).unwrap();
-    std::fs::write(shared.join("ready"), "").unwrap();
-    std::fs::write(shared.join("bin/nfguard-launch"), "").unwrap();
     let stuck = s.path("stuck");
     std::fs::create_dir(&stuck).unwrap();
     // The server: a shell that opens /dev/fuse, mounts it (`mount -i`: no
@@ -1221,31 +1242,8 @@ fn a_listener_stuck_on_one_call_fails_the_liveness_probe_until_the_call_ends() {
     }
     let _unmount = Unmount(stuck.clone());
 
-    let sock = shared.join("supervisor.sock");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api = format!("127.0.0.1:{port}");
-    let mut args = s.supervise_args("learn", &sock);
-    args.extend(["--api".into(), api.clone().into()]);
-    let _sup = Reaped(Command::new(NFGUARD).args(args).spawn().unwrap());
-    wait_for_socket(&sock);
-    let probe = || {
-        Command::new(NFGUARD)
-            .args(["health", "--live"])
-            .env("NFGUARD_SHARED_DIR", &shared)
-            .env("NFGUARD_SOCKET", &sock)
-            .env("NFGUARD_API_ADDR", &api)
-            .output()
-            .unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !probe().status.success() {
-        assert!(Instant::now() < deadline, "never live: {:?}", probe());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let live = Probed::start(&s);
+    let (sock, probe) = (&live.sock, || live.probe());
     // A write into the mount: the open is notified, and its resolution
     // waits on the FUSE server.
     let target = stuck.join("file");
