@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod support;
+use support::{require, require_root, stdout, Reaped};
+
 const NFGUARD: &str = env!("CARGO_BIN_EXE_nfguard");
 const LAUNCH: &str = env!("CARGO_BIN_EXE_nfguard-launch");
 
@@ -30,16 +33,6 @@ fn testload() -> String {
         p.display()
     );
     p.to_string_lossy().into_owned()
-}
-
-/// A child process killed when the test ends, passed or failed.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 struct Scratch {
@@ -97,10 +90,6 @@ impl Scratch {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p.to_string_lossy().into_owned()
     }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn stderr(o: &Output) -> String {
@@ -373,20 +362,6 @@ fn an_exec_stop_pending_while_the_supervisor_dies_is_answered_by_the_next_one() 
     assert!(s.events().is_empty(), "{}", summary(&s.events()));
 }
 
-/// Root, for the tests that run everything as another user: in CI its
-/// absence is a failure (CI runs as root), elsewhere the test says so.
-fn require_root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        let msg = "this test runs nfguard as another user: run it as root";
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    root
-}
-
 #[test]
 fn the_workload_cannot_take_the_keepers_or_the_supervisors_handles() {
     // The injected sidecar runs with the workload's uid: a workload of that
@@ -396,7 +371,7 @@ fn the_workload_cannot_take_the_keepers_or_the_supervisors_handles() {
     // same uid), the kernel's ptrace access check refuses a non-dumpable
     // process. Everything runs as nobody, as in a pod that drops every
     // capability.
-    if !require_root() {
+    if !require_root("runs nfguard as another user") {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
@@ -541,25 +516,6 @@ fn nothing_of_the_workload_outlives_its_command() {
         took >= Duration::from_millis(900),
         "SIGKILL came before the grace period: {took:?}"
     );
-}
-
-/// A dependency a test needs: in CI its absence is a failure (CI installs it),
-/// elsewhere the test says what is missing and passes without running.
-fn require(program: &str, package: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        let msg =
-            format!("{program} is not installed: apt-get install {package} (scripts/setup does)");
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    found
 }
 
 #[test]
