@@ -71,6 +71,15 @@ pub enum Action {
     /// Ask the supervisor only when both arguments (low 32 bits) have these
     /// values (`getsockopt` at SCTP's level of its one option that connects).
     NotifyIfArgsEq { first: (u8, u32), second: (u8, u32) },
+    /// Ask the supervisor when argument `level` (low 32 bits) is `any`, or
+    /// when `(level, name)` is one of `pairs` (`setsockopt`: every option of
+    /// SCTP's level, and the few IP and IPv6 options that source-route).
+    NotifyIfLevelOrOption {
+        level: u8,
+        name: u8,
+        any: u32,
+        pairs: [(u32, u32); 3],
+    },
     /// Ask the supervisor unless `arg & mask != 0`: the launcher's own
     /// handover `sendmsg` carries the mask, and the [`SEAL`] it installs
     /// right after refuses every later call that does.
@@ -336,14 +345,29 @@ const fn notify_in(
 }
 
 /// Notified when argument `arg` equals `value` (low 32 bits).
-const fn notify_eq(
+/// Notified for every option of level `any`, and for `pairs` of (level,
+/// option) elsewhere; `level` and `name` are the arguments holding them.
+const fn notify_level_or(
     nr: i64,
     name: &'static str,
-    (arg, value): (u8, u32),
+    (level, option, any): (u8, u8, u32),
+    pairs: [(u32, u32); 3],
     decoder: Decoder,
     why: &'static str,
 ) -> Rule {
-    notify_in(nr, name, (arg, [value, value, value]), decoder, why)
+    Rule {
+        nr,
+        name,
+        action: Action::NotifyIfLevelOrOption {
+            level,
+            name: option,
+            any,
+            pairs,
+        },
+        datagrams: None,
+        decoder,
+        why,
+    }
 }
 
 const fn notify_both(
@@ -397,6 +421,18 @@ pub const CLONE_NEW_MASK: u32 = (libc::CLONE_NEWNS
 pub const UNSHARE_NEW_MASK: u32 = CLONE_NEW_MASK | 0x80; // CLONE_NEWTIME
 /// SCTP's socket option level (`IPPROTO_SCTP`).
 pub const SOL_SCTP: u32 = 132;
+/// The socket options that can route a socket's packets through hops of
+/// the caller's choosing, as (level, name): `IP_OPTIONS` (LSRR, SSRR),
+/// `IPV6_RTHDR` (a segment routing header needs no capability) and
+/// `IPV6_2292PKTOPTIONS` (sticky options given as control messages, a
+/// routing header among them).
+pub const SOURCE_ROUTING_OPTIONS: [(u32, u32); 3] = [
+    (libc::IPPROTO_IP as u32, libc::IP_OPTIONS as u32),
+    (libc::IPPROTO_IPV6 as u32, libc::IPV6_RTHDR as u32),
+    (libc::IPPROTO_IPV6 as u32, IPV6_2292PKTOPTIONS),
+];
+/// `IPV6_2292PKTOPTIONS` (linux/in6.h; not in the libc crate).
+pub const IPV6_2292PKTOPTIONS: u32 = 6;
 /// SCTP options that add addresses (linux/sctp.h): bind more local ones,
 /// connect to more peers. CONNECTX3 is a getsockopt (it returns the
 /// association id); the others are setsockopts.
@@ -1043,14 +1079,17 @@ pub const RULES: &[Rule] = &[
         "destinations in memory: MSG_FASTOPEN, or with datagram inspection every call",
     )
     .inspecting(Action::Notify),
-    // SCTP adds addresses through socket options (sctp_bindx, sctp_connectx):
-    // notified at SCTP's level only, so every other option stays in the kernel.
-    notify_eq(
+    // SCTP adds addresses through socket options (sctp_bindx, sctp_connectx),
+    // and IP options source-route every packet of a socket to another first
+    // hop: notified at SCTP's level and for those few IP and IPv6 options,
+    // so every other option stays in the kernel.
+    notify_level_or(
         libc::SYS_setsockopt,
         "setsockopt",
-        (1, SOL_SCTP),
+        (1, 2, SOL_SCTP),
+        SOURCE_ROUTING_OPTIONS,
         D::SockOpt { get: false },
-        "SCTP_SOCKOPT_BINDX_ADD and SCTP_SOCKOPT_CONNECTX(_OLD) bind and connect more addresses",
+        "SCTP_SOCKOPT_BINDX_ADD and SCTP_SOCKOPT_CONNECTX(_OLD) bind and connect more addresses; IP_OPTIONS, IPV6_RTHDR and IPV6_2292PKTOPTIONS can source-route",
     ),
     notify_both(
         libc::SYS_getsockopt,
@@ -1139,6 +1178,8 @@ const fn body_len(r: &Rule, datagrams: bool) -> usize {
         Action::NotifyIfArgNonZero { .. } => 7,
         // ld a; jeq; ld b; jeq; ret allow; ret notify
         Action::NotifyIfArgsEq { .. } => 6,
+        // ld level; jeq any; per pair (ld level; jeq; ld name; jeq); ret allow; ret notify
+        Action::NotifyIfLevelOrOption { .. } => 16,
     }
 }
 
@@ -1259,6 +1300,30 @@ const fn emit<const N: usize>(
                     prog[at + 3] = jump(BPF_JMP_JEQ_K, vb, 1, 0);
                     prog[at + 4] = stmt(BPF_RET_K, RET_ALLOW);
                     prog[at + 5] = stmt(BPF_RET_K, RET_NOTIFY);
+                }
+                Action::NotifyIfLevelOrOption {
+                    level,
+                    name,
+                    any,
+                    pairs,
+                } => {
+                    // The notify is the body's last instruction, at `at + 15`;
+                    // a jump from `i` to it skips `15 - i - 1`.
+                    prog[at] = stmt(BPF_LD_W_ABS, off_arg_low(level));
+                    prog[at + 1] = jump(BPF_JMP_JEQ_K, any, 13, 0);
+                    let mut p = 0;
+                    while p < 3 {
+                        // Loading the name replaces the level: each pair loads it again.
+                        let b = 2 + 4 * p;
+                        prog[at + b] = stmt(BPF_LD_W_ABS, off_arg_low(level));
+                        prog[at + b + 1] = jump(BPF_JMP_JEQ_K, pairs[p].0, 0, 2);
+                        prog[at + b + 2] = stmt(BPF_LD_W_ABS, off_arg_low(name));
+                        prog[at + b + 3] =
+                            jump(BPF_JMP_JEQ_K, pairs[p].1, (15 - (b + 3) - 1) as u8, 0);
+                        p += 1;
+                    }
+                    prog[at + 14] = stmt(BPF_RET_K, RET_ALLOW);
+                    prog[at + 15] = stmt(BPF_RET_K, RET_NOTIFY);
                 }
             }
             at += body;
@@ -1459,6 +1524,29 @@ mod tests {
                             assert_eq!(at(args), RET_NOTIFY, "{name}: {v:#x}");
                         }
                     }
+                    Action::NotifyIfLevelOrOption {
+                        level,
+                        name: opt,
+                        any,
+                        pairs,
+                    } => {
+                        assert_eq!(at(args), RET_ALLOW, "{name}");
+                        args[level as usize] = u64::from(any) | 0xdead_beef_0000_0000;
+                        for o in [0, 1, 100, u32::MAX] {
+                            args[opt as usize] = u64::from(o);
+                            assert_eq!(at(args), RET_NOTIFY, "{name}: any option at {any}");
+                        }
+                        for (l, o) in pairs {
+                            args[level as usize] = u64::from(l);
+                            args[opt as usize] = u64::from(o) | 0xdead_beef_0000_0000;
+                            assert_eq!(at(args), RET_NOTIFY, "{name}: ({l}, {o})");
+                            args[opt as usize] = u64::from(o + 1000);
+                            assert_eq!(at(args), RET_ALLOW, "{name}: ({l}, another)");
+                        }
+                        args[level as usize] = 1; // SOL_SOCKET
+                        args[opt as usize] = u64::from(pairs[0].1);
+                        assert_eq!(at(args), RET_ALLOW, "{name}: the name at another level");
+                    }
                     Action::NotifyIfArgsEq {
                         first: (a, va),
                         second: (b, vb),
@@ -1587,7 +1675,7 @@ mod tests {
     }
 
     #[test]
-    fn only_sctps_socket_options_reach_the_supervisor() {
+    fn only_sctps_socket_options_and_those_that_source_route_reach_the_supervisor() {
         let (set, get) = (libc::SYS_setsockopt as u32, libc::SYS_getsockopt as u32);
         let sctp = u64::from(SOL_SCTP);
         for (_, prog) in BOTH {
@@ -1615,7 +1703,8 @@ mod tests {
                 libc::IPPROTO_TCP,
                 libc::IPPROTO_IPV6,
             ] {
-                for name in [SCTP_SOCKOPT_BINDX_ADD, libc::SO_REUSEADDR as u32, 1] {
+                // SO_REUSEADDR 2, IP_TOS 1, IPV6_V6ONLY 26: the kernel's.
+                for name in [SCTP_SOCKOPT_BINDX_ADD, libc::SO_REUSEADDR as u32, 1, 26] {
                     assert_eq!(at(set, level as u64, name), RET_ALLOW, "{level} {name}");
                     assert_eq!(at(get, level as u64, name), RET_ALLOW, "{level} {name}");
                 }
@@ -1624,6 +1713,16 @@ mod tests {
             assert_eq!(at(get, sctp, SCTP_SOCKOPT_CONNECTX3), RET_NOTIFY);
             // getsockopt(SCTP_STATUS) and the like stay in the kernel.
             assert_eq!(at(get, sctp, 14), RET_ALLOW);
+            // The options that source-route are set through setsockopt; read
+            // back through getsockopt, they are the kernel's.
+            for (level, name) in SOURCE_ROUTING_OPTIONS {
+                assert_eq!(
+                    at(set, u64::from(level), name),
+                    RET_NOTIFY,
+                    "{level} {name}"
+                );
+                assert_eq!(at(get, u64::from(level), name), RET_ALLOW, "{level} {name}");
+            }
         }
     }
 

@@ -1565,6 +1565,40 @@ fn run(args: &[String]) {
             }
             close(fd);
         }
+        "source-route" => {
+            // IP options on a UDP socket: LSRR through HOP, so every packet
+            // of the socket, to a learned peer too, would go to HOP first.
+            // No capability is needed. Then reads back what the socket holds.
+            let fd = say("socket", unsafe {
+                libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_DGRAM, 0)
+            });
+            let hop: std::net::Ipv4Addr = a(1).parse().expect("an IPv4 address");
+            let mut opt = vec![1u8, 131, 7, 4];
+            opt.extend(hop.octets());
+            say("setsockopt", unsafe {
+                libc::syscall(
+                    libc::SYS_setsockopt,
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_OPTIONS,
+                    opt.as_ptr(),
+                    opt.len(),
+                )
+            });
+            let mut back = [0u8; 40];
+            let mut len: libc::socklen_t = back.len() as libc::socklen_t;
+            unsafe {
+                libc::getsockopt(
+                    fd as i32,
+                    libc::IPPROTO_IP,
+                    libc::IP_OPTIONS,
+                    back.as_mut_ptr().cast(),
+                    &mut len,
+                )
+            };
+            println!("source-route held={len}");
+            close(fd);
+        }
         "bind-addr" => {
             // A TCP listener on ADDR:PORT, for as long as it takes to bind.
             let fd = say("socket", tcp_socket());

@@ -3329,6 +3329,36 @@ fn c5_a_port_learned_on_loopback_is_not_served_on_every_address() {
 }
 
 #[test]
+fn c5_ip_options_that_source_route_are_refused() {
+    // setsockopt(IP_OPTIONS) with a loose source route sends every packet of
+    // the socket through a hop of the caller's choosing, learned peers'
+    // included; no capability is needed. Refused in every mode, with an
+    // event naming it; the socket then holds no option.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c5_ip_options_that_source_route_are_refused");
+    let lab = Lab::new();
+    let cmd = lab.adv(&["source-route", "10.0.0.9"]);
+    lab.learn(&cmd);
+    spec.both(
+        &lab,
+        &cmd,
+        &|| {},
+        &|r| !r.has("source-route held=0"),
+        &[Id::Syscall("setsockopt"), Id::Kind("forbidden")],
+        true,
+    );
+    // The refusal is the one the kernel gives a call it does not permit.
+    let learned = lab.run("enforce", &cmd);
+    spec.check(
+        learned.has("setsockopt errno=1"),
+        format!("enforce: the refusal is EPERM: {}", learned.brief()),
+    );
+    spec.finish();
+}
+
+#[test]
 fn c4_openat2_resolve_flags_hold_in_enforce_mode() {
     // openat2's RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS are what a program
     // asks the kernel to refuse (EXDEV, ELOOP): an NF that confines names

@@ -50,7 +50,17 @@ pub fn inspect(
             val,
             len,
             get,
-        } => sctp::sockopt(t, scope, fd, (level, name), (val, len), get),
+        } if get || level as u32 == nfguard_policy::SOL_SCTP => {
+            sctp::sockopt(t, scope, fd, (level, name), (val, len), get)
+        }
+        // The filter notifies no other setsockopt: the options that source-route.
+        Call::SockOpt {
+            level,
+            name,
+            val,
+            len,
+            ..
+        } => sockets::source_routing(t, (level, name), (val, len)),
         Call::Open {
             base,
             path,

@@ -211,6 +211,82 @@ pub(super) fn unspec_bind_as_inet(bytes: &mut [u8]) {
     }
 }
 
+/// The most of an `IP_OPTIONS` value the kernel takes (an IPv4 header's
+/// options); IPv6 routing headers are longer, and only their first bytes
+/// are read, to say what they are.
+const OPTIONS_SHOWN: usize = 40;
+
+/// `setsockopt` of an option that can source-route (`IP_OPTIONS`,
+/// `IPV6_RTHDR`, `IPV6_2292PKTOPTIONS`; the filter notifies no other at
+/// these levels): every later packet of the socket, to a learned peer too,
+/// would go first to hops of the caller's choosing. Refused in every mode
+/// when it sets a value. What decides is a register (`optlen`), so a racing
+/// thread cannot change the outcome; the value is read only to say what it
+/// was. An empty value clears the option: the kernel's.
+pub fn source_routing(
+    t: &Target<'_>,
+    (level, name): (i32, i32),
+    (val, len): (Ptr, u64),
+) -> Result<Request, Failure> {
+    let mut req = Request::new(Category::Network, None, libc::EPERM);
+    // optlen is an int; the kernel refuses a negative one itself.
+    let len = len as u32 as i32;
+    let asked = (level as u32, name as u32);
+    if len <= 0 || !nfguard_policy::SOURCE_ROUTING_OPTIONS.contains(&asked) {
+        return Ok(req);
+    }
+    let option = match (level, name as u32) {
+        (libc::IPPROTO_IP, _) => "IP_OPTIONS",
+        (_, n) if n == libc::IPV6_RTHDR as u32 => "IPV6_RTHDR",
+        _ => "IPV6_2292PKTOPTIONS",
+    };
+    let shown = (len as usize).min(OPTIONS_SHOWN);
+    let what = match target::read_bytes(&t.memory(), val.0, shown) {
+        Ok(bytes) if level == libc::IPPROTO_IP => describe_ip_options(&bytes),
+        Ok(bytes) => format!(
+            "{} bytes, starting {:02x?}",
+            len,
+            &bytes[..bytes.len().min(4)]
+        ),
+        Err(_) => format!("{len} bytes, unreadable"),
+    };
+    req.forbid(format!(
+        "setsockopt({option}) ({what}): IP options on a socket can route its packets through hops of the caller's choosing"
+    ));
+    Ok(req)
+}
+
+/// The IPv4 options in `bytes`, by name (RFC 791): source routes named as such.
+fn describe_ip_options(bytes: &[u8]) -> String {
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let kind = bytes[at];
+        names.push(match kind {
+            0 => break,
+            1 => {
+                at += 1;
+                continue;
+            }
+            131 => "LSRR (loose source route)".to_string(),
+            137 => "SSRR (strict source route)".to_string(),
+            7 => "record route".to_string(),
+            68 => "timestamp".to_string(),
+            k => format!("option {k}"),
+        });
+        let size = bytes.get(at + 1).copied().unwrap_or(0) as usize;
+        if size < 2 {
+            break;
+        }
+        at += size;
+    }
+    if names.is_empty() {
+        "no option".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure> {
     let mut req = Request::new(Category::Network, Some(Op::Listen), libc::EACCES);
     let (sock, family, kind, proto) = socket_of(t, fd)?;
@@ -233,4 +309,28 @@ pub fn listen(t: &Target<'_>, fd: i32, backlog: i32) -> Result<Request, Failure>
     }
     req.plan = Plan::Emulate(Emulation::Listen { sock, backlog });
     Ok(req)
+}
+
+#[cfg(test)]
+mod source_routing_tests {
+    use super::describe_ip_options;
+
+    #[test]
+    fn ip_options_are_named_and_source_routes_said_so() {
+        // NOP, then LSRR with one hop (type, length 7, pointer 4, address).
+        let lsrr = [1, 131, 7, 4, 10, 0, 0, 9];
+        assert_eq!(describe_ip_options(&lsrr), "LSRR (loose source route)");
+        let both = [137, 7, 4, 10, 0, 0, 9, 68, 4, 5, 0];
+        assert_eq!(
+            describe_ip_options(&both),
+            "SSRR (strict source route), timestamp"
+        );
+        assert_eq!(describe_ip_options(&[0, 131]), "no option");
+        // A length that runs past the end, or one too short, ends the walk.
+        assert_eq!(
+            describe_ip_options(&[131, 200]),
+            "LSRR (loose source route)"
+        );
+        assert_eq!(describe_ip_options(&[7, 0, 131]), "record route");
+    }
 }
