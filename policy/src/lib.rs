@@ -419,6 +419,10 @@ pub const CLONE_NEW_MASK: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET) as u32;
 pub const UNSHARE_NEW_MASK: u32 = CLONE_NEW_MASK | 0x80; // CLONE_NEWTIME
+/// What `clone` may not ask for: new namespaces, and `CLONE_UNTRACED`, a
+/// child the keeper's tracing options do not follow (its execs would never
+/// stop to be checked on what the kernel loaded).
+pub const CLONE_FORBIDDEN_MASK: u32 = CLONE_NEW_MASK | libc::CLONE_UNTRACED as u32;
 /// SCTP's socket option level (`IPPROTO_SCTP`).
 pub const SOL_SCTP: u32 = 132;
 /// The socket options that can route a socket's packets through hops of
@@ -851,8 +855,8 @@ pub const RULES: &[Rule] = &[
     forbid_if(
         libc::SYS_clone,
         "clone",
-        (0, CLONE_NEW_MASK),
-        "new namespaces: a private mount table hides binds over learned paths",
+        (0, CLONE_FORBIDDEN_MASK),
+        "new namespaces (a private mount table hides binds over learned paths) or CLONE_UNTRACED (a child whose execs the keeper would not stop to check)",
     ),
     refuse(
         libc::SYS_clone3,

@@ -837,6 +837,46 @@ fn run(args: &[String]) {
             wait_status(writer);
             t.print("race-shm");
         }
+        "race-untraced" => {
+            // The same race from children made with CLONE_UNTRACED: the
+            // keeper's tracing options do not follow them, so no exec stop
+            // ever checks what the kernel loaded after the seccomp check.
+            let (ok, bad, n, secs) = race_args(args);
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            } as *mut u8;
+            unsafe { std::ptr::copy_nonoverlapping(ok.as_ptr(), page, ok.len()) };
+            let writer = unsafe { libc::fork() };
+            if writer == 0 {
+                flip_forever(page, ok.as_bytes(), bad.as_bytes());
+            }
+            let mut t = Tally::default();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            let flags = (libc::CLONE_UNTRACED | libc::SIGCHLD) as u64;
+            while t.attempts < n && Instant::now() < deadline {
+                let c = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+                if c < 0 {
+                    println!("race-untraced clone errno={}", errno());
+                    break;
+                }
+                if c == 0 {
+                    let argv = [page as *const c_char, std::ptr::null()];
+                    exec(page as *const c_char, &argv);
+                    unsafe { libc::_exit(100 + errno().min(100)) };
+                }
+                t.add(wait_status(c as i32));
+            }
+            unsafe { libc::kill(writer, libc::SIGKILL) };
+            wait_status(writer);
+            t.print("race-untraced");
+        }
         "race-cwd" => {
             // A relative path is resolved against the cwd, which a CLONE_FS
             // sibling shares and changes: the supervisor reads the cwd, then

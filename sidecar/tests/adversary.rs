@@ -1591,6 +1591,30 @@ fn c2_an_exec_path_in_a_shared_page_cannot_be_swapped() {
 }
 
 #[test]
+fn c2_a_child_made_untraced_cannot_exec_unchecked() {
+    // clone(CLONE_UNTRACED) makes a child the keeper's tracing does not
+    // follow: its execs pass the seccomp check and are never stopped, so
+    // the shared-page race runs the forbidden program. Refused in every
+    // mode: the clone fails, no child exists.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c2_a_child_made_untraced_cannot_exec_unchecked");
+    let lab = Lab::new();
+    let (ok, bad) = race_programs(&lab);
+    lab.learn(&lab.adv(&["race-shm", &ok, &ok, "5", "5"]));
+    spec.both(
+        &lab,
+        &lab.adv(&["race-untraced", &ok, &bad, "1000", "8"]),
+        &|| {},
+        &|r| r.has("FORBIDDEN-RAN") || !r.has("race-untraced clone errno=1"),
+        &[Id::Syscall("clone")],
+        true,
+    );
+    spec.finish();
+}
+
+#[test]
 fn c2_a_relative_exec_path_cannot_be_moved_by_a_clone_fs_sibling() {
     // The cwd is shared with a CLONE_FS sibling that flips it between a/
     // (where prog is learned) and b/ (where prog is the forbidden one).
