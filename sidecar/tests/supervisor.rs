@@ -874,6 +874,57 @@ fn an_emulated_write_has_the_workloads_rights_not_the_supervisors() {
 }
 
 #[test]
+fn an_emulated_write_has_the_workloads_groups_and_leaves_the_thread_its_own_rights() {
+    // A root workload that drops its groups and capabilities has the
+    // supervisor's uid and gid but less: its learned write to a file only
+    // the supervisor's group may write must be refused, as without nfguard.
+    // Then a root task with every capability, served by the same listener
+    // thread, must still get its learned write (the thread took its own
+    // rights back, capabilities first).
+    if !require_root("runs the supervisor in a group of its own")
+        || !require("setpriv", "util-linux")
+    {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let (group_only, owners_only) = (s.path("group-only"), s.path("owners-only"));
+    for (p, mode) in [(&group_only, 0o060), (&owners_only, 0o600)] {
+        std::fs::write(p, "").unwrap();
+        std::os::unix::fs::chown(p, Some(1234), Some(4242)).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let script = format!(
+        "setpriv --clear-groups --bounding-set=-all -- sh -c 'echo x >> {g} && echo capless-wrote'; echo y >> {o} && echo root-wrote",
+        g = group_only.display(),
+        o = owners_only.display(),
+    );
+    let run = |mode: &str| {
+        Command::new("setpriv")
+            .args(["--groups", "4242", "--"])
+            .arg(NFGUARD)
+            .args(["run", "--mode", mode, "--model"])
+            .arg(s.model())
+            .arg("--events")
+            .arg(s.events_path())
+            .args(["--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let learned = run("learn");
+    assert!(learned.status.success(), "{learned:?}");
+    std::fs::write(&owners_only, "").unwrap();
+    let out = run("enforce");
+    let text = stdout(&out);
+    assert!(!text.contains("capless-wrote"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&group_only).unwrap(), "");
+    assert!(text.contains("root-wrote"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&owners_only).unwrap(), "y\n");
+    assert!(s.events().is_empty(), "{}", summary(&s.events()));
+}
+
+#[test]
 fn a_learned_write_is_refused_behind_a_directory_the_workload_cannot_search() {
     // A root supervisor resolves paths with the workload's rights in enforce
     // mode: reopening what it resolved (through /proc/self/fd) checks only

@@ -290,8 +290,7 @@ pub(super) struct Switcher(Ours);
 impl Switcher {
     fn as_creds<T>(&self, c: &Creds, f: impl FnOnce() -> T) -> io::Result<T> {
         let ours = &self.0;
-        let ids = c.ids != ours.ids;
-        if ids {
+        if c.ids != ours.ids || c.groups != ours.groups {
             sys::set_thread_gids(c.ids.gid[0], c.ids.gid[1])?;
             if let Err(e) = sys::set_thread_groups(&c.groups)
                 .and_then(|_| sys::set_thread_uids(c.ids.uid[0], c.ids.uid[1]))
@@ -311,17 +310,23 @@ impl Switcher {
         Ok(r)
     }
 
-    /// Takes the supervisor's rights back on this thread.
+    /// Takes the supervisor's rights back on this thread. The capabilities
+    /// come first: the ids and groups after them need CAP_SETUID and
+    /// CAP_SETGID in the effective set, which a task without capabilities
+    /// had emptied (its permitted set is the supervisor's still). Each step
+    /// is tried whatever the one before gave.
     fn restore(&self) {
         let ours = &self.0;
-        let back = sys::set_thread_uids(ours.ids.uid[0], ours.ids.uid[1])
-            .and_then(|_| sys::set_thread_gids(ours.ids.gid[0], ours.ids.gid[1]))
-            .and_then(|_| sys::set_thread_groups(&ours.groups))
-            .and_then(|_| {
-                sys::set_thread_fs_ids(ours.ids.uid[3], ours.ids.gid[3]);
-                sys::set_thread_caps(ours.cap_eff, ours.cap_prm, ours.cap_inh)
-            });
-        if let Err(e) = back {
+        let steps = [
+            sys::set_thread_caps(ours.cap_eff, ours.cap_prm, ours.cap_inh),
+            sys::set_thread_uids(ours.ids.uid[0], ours.ids.uid[1]),
+            sys::set_thread_gids(ours.ids.gid[0], ours.ids.gid[1]),
+            sys::set_thread_groups(&ours.groups),
+            // The uid change gave back the effective set's fixup; ours again.
+            sys::set_thread_caps(ours.cap_eff, ours.cap_prm, ours.cap_inh),
+        ];
+        sys::set_thread_fs_ids(ours.ids.uid[3], ours.ids.gid[3]);
+        if let Some(Err(e)) = steps.into_iter().find(|r| r.is_err()) {
             // Left with the task's rights, this thread has less, not more.
             eprintln!("nfguard: restoring the supervisor's rights on a thread failed: {e}");
         }
@@ -373,7 +378,12 @@ impl Emulator {
                         uid: s.uid,
                         gid: s.gid,
                     },
-                    groups: s.groups,
+                    // Sorted, as the task's are for the comparison.
+                    groups: {
+                        let mut g = s.groups;
+                        g.sort_unstable();
+                        g
+                    },
                     cap_eff: eff,
                     cap_prm: prm,
                     cap_inh: inh,
@@ -455,7 +465,20 @@ impl Emulator {
         // gets its own back.
         let same = |a: [u32; 4], b: [u32; 4]| (a[0], a[1], a[3]) == (b[0], b[1], b[3]);
         let same_ids = same(ids.uid, ours.ids.uid) && same(ids.gid, ours.ids.gid);
-        if same_ids && ours.cap_eff & !cap_eff == 0 {
+        // Groups: only ours can be too many. A supervisor with none has none
+        // to give away, and saves reading the task's.
+        let groups = if same_ids && ours.groups.is_empty() {
+            Vec::new()
+        } else {
+            let mut g = target
+                .status()
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?
+                .groups
+                .clone();
+            g.sort_unstable();
+            g
+        };
+        if same_ids && groups == ours.groups && ours.cap_eff & !cap_eff == 0 {
             return Ok(None);
         }
         if !same_ids && !ours.can_switch {
@@ -467,15 +490,6 @@ impl Emulator {
             }
             return Err(io::Error::from_raw_os_error(libc::EACCES));
         }
-        let groups = if same_ids {
-            ours.groups.clone()
-        } else {
-            target
-                .status()
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?
-                .groups
-                .clone()
-        };
         Ok(Some(Creds {
             ids: Ids {
                 uid: [ids.uid[0], ids.uid[1], ours.ids.uid[2], ids.uid[3]],
