@@ -837,6 +837,56 @@ fn run(args: &[String]) {
             wait_status(writer);
             t.print("race-shm");
         }
+        "race-script" => {
+            // A learned script and, under a path of the same length, its
+            // interpreter: the race makes the kernel load the interpreter
+            // directly, with an argv of ours that puts the script's path
+            // where the kernel would (`sh -s SCRIPT`), so the interpreter
+            // reads its commands from our stdin instead.
+            let (script, interp, n, secs) = race_args(args);
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            } as *mut u8;
+            unsafe { std::ptr::copy_nonoverlapping(script.as_ptr(), page, script.len()) };
+            let writer = unsafe { libc::fork() };
+            if writer == 0 {
+                flip_forever(page, script.as_bytes(), interp.as_bytes());
+            }
+            let (sh, dash_s, path) = (cs("sh"), cs("-s"), cs(&script));
+            let mut t = Tally::default();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while t.attempts < n && Instant::now() < deadline {
+                let mut fds = [0i32; 2];
+                unsafe { libc::pipe(fds.as_mut_ptr()) };
+                let cmd = b"echo FORBIDDEN-RAN pid=$$; exit 42\n";
+                unsafe { libc::write(fds[1], cmd.as_ptr().cast(), cmd.len()) };
+                unsafe { libc::close(fds[1]) };
+                let c = unsafe { libc::fork() };
+                if c == 0 {
+                    unsafe { libc::dup2(fds[0], 0) };
+                    let argv = [
+                        sh.as_ptr(),
+                        dash_s.as_ptr(),
+                        path.as_ptr(),
+                        std::ptr::null(),
+                    ];
+                    exec(page as *const c_char, &argv);
+                    unsafe { libc::_exit(100 + errno().min(100)) };
+                }
+                unsafe { libc::close(fds[0]) };
+                t.add(wait_status(c));
+            }
+            unsafe { libc::kill(writer, libc::SIGKILL) };
+            wait_status(writer);
+            t.print("race-script");
+        }
         "race-untraced" => {
             // The same race from children made with CLONE_UNTRACED: the
             // keeper's tracing options do not follow them, so no exec stop

@@ -231,17 +231,10 @@ pub fn pid_range(prev: i32, cur: i32, pid_max: i32, cap: usize) -> Option<Vec<i3
     (v.len() <= cap).then_some(v)
 }
 
-/// The interpreter line of a script (`#!/bin/sh -e` -> ("/bin/sh", Some("-e"))).
+/// The interpreter line of a script (`#!/bin/sh -e` -> ("/bin/sh", Some("-e"))),
+/// read as the kernel reads it (the exec stop's reading).
 pub fn parse_shebang(head: &[u8]) -> Option<(String, Option<String>)> {
-    let rest = head.strip_prefix(b"#!")?;
-    let line = rest.split(|b| *b == b'\n').next()?;
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim();
-    let (interp, arg) = match line.split_once([' ', '\t']) {
-        Some((i, a)) => (i, Some(a.trim().to_string()).filter(|a| !a.is_empty())),
-        None => (line, None),
-    };
-    (!interp.is_empty()).then(|| (interp.to_string(), arg))
+    crate::supervisor::exec_verify::parse_shebang(head)
 }
 
 /// Where a script's path sits in the argv the kernel builds for it: `[interp, (arg),

@@ -1591,6 +1591,69 @@ fn c2_an_exec_path_in_a_shared_page_cannot_be_swapped() {
 }
 
 #[test]
+fn c2_a_scripts_interpreter_run_with_arguments_of_its_own_is_not_the_script() {
+    // The exec stop checks a script by its interpreter and by the script's
+    // path in the new argv. A task that races the kernel into loading the
+    // interpreter itself chooses that argv: `sh -s SCRIPT` has the script's
+    // path where the kernel puts it, and runs commands from stdin.
+    if !can_run() {
+        return;
+    }
+    let mut spec =
+        Spec::new("c2_a_scripts_interpreter_run_with_arguments_of_its_own_is_not_the_script");
+    let lab = Lab::new();
+    let script = lab.file("scrpt", "#!/bin/sh -e\nexit 0\n", 0o755);
+    let interp = lab.s("dashy");
+    std::os::unix::fs::symlink("/bin/sh", &interp).unwrap();
+    lab.learn(&lab.adv(&["race-script", &script, &script, "5", "5"]));
+    for mode in ["enforce", "alert"] {
+        lab.clear_events();
+        let cmd = lab.adv(&["race-script", &script, &interp, "1000", "8"]);
+        let run = lab.run_opts(
+            mode,
+            &cmd,
+            RunOpts {
+                timeout: Duration::from_secs(30),
+                ..RunOpts::default()
+            },
+        );
+        let ev = lab.events();
+        let (ran, attempts) = (run.count("FORBIDDEN-RAN"), run.number("attempts"));
+        spec.note(format!(
+            "{mode}: {attempts} attempts, the interpreter ran our commands {ran} times; events: {}",
+            summary(&ev)
+        ));
+        spec.check(
+            attempts >= 500,
+            format!("{mode}: at least 500 attempts (ran {attempts})"),
+        );
+        let verdict = if mode == "enforce" { "deny" } else { "alert" };
+        // A run is seen at the exec stop (the interpreter with arguments of
+        // its own: unverifiable) or, when the check saw the interpreter's
+        // path, at the call (outside the model).
+        let flagged = ev
+            .iter()
+            .filter(|e| {
+                e["verdict"] == verdict
+                    && (e["kind"] == "unverifiable" || names(e, &path("/usr/bin/dash")))
+            })
+            .count();
+        if mode == "enforce" {
+            spec.check(
+                ran == 0,
+                format!("enforce: our commands never run (ran {ran})"),
+            );
+        } else {
+            spec.check(
+                flagged >= ran && ran > 0,
+                format!("alert: every run is an event ({flagged} for {ran} runs)"),
+            );
+        }
+    }
+    spec.finish();
+}
+
+#[test]
 fn c2_a_child_made_untraced_cannot_exec_unchecked() {
     // clone(CLONE_UNTRACED) makes a child the keeper's tracing does not
     // follow: its execs pass the seccomp check and are never stopped, so

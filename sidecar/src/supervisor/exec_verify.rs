@@ -84,6 +84,14 @@ pub struct Script {
     /// The index in the new argv of the script's own path (the kernel puts
     /// each interpreter and its optional argument before it).
     pub path_index: usize,
+    /// The new argv before that index, as the kernel writes it: each `#!`
+    /// line's interpreter and optional argument, the innermost first. A
+    /// task that execs the interpreter itself chooses its argv: with this
+    /// prefix and the script's path at `path_index`, the interpreter can
+    /// only run the script as the kernel would have (an empty prefix, from
+    /// an older ticket, is never matched).
+    #[serde(default)]
+    pub prefix: Vec<String>,
 }
 
 /// What the supervisor checked when it let an exec through.
@@ -120,8 +128,8 @@ impl Ticket {
     ) -> io::Result<Ticket> {
         let ident = Ident::of(file)?;
         let mut script = None;
-        if let Some((first, has_arg)) = shebang(file, &real, reads) {
-            let mut path_index = 1 + usize::from(has_arg);
+        if let Some((first, arg)) = shebang(file, &real, reads) {
+            let mut prefix: Vec<String> = std::iter::once(first.clone()).chain(arg).collect();
             let mut next = Some(first);
             let mut interpreter = None;
             for _ in 0..MAX_INTERPRETERS {
@@ -134,7 +142,11 @@ impl Ticket {
                 let name = r.real_path(&fd).unwrap_or_default();
                 match shebang(&fd, &name, reads) {
                     Some((further, arg)) => {
-                        path_index += 1 + usize::from(arg);
+                        // The kernel puts the next interpreter (and its
+                        // argument) before what it had.
+                        let outer: Vec<String> =
+                            std::iter::once(further.clone()).chain(arg).collect();
+                        prefix.splice(0..0, outer);
                         next = Some(further);
                     }
                     None => interpreter = Some(Ident::of(&fd)?),
@@ -142,7 +154,8 @@ impl Ticket {
             }
             script = Some(Script {
                 interpreter,
-                path_index,
+                path_index: prefix.len(),
+                prefix,
             });
         }
         Ok(Ticket {
@@ -170,7 +183,7 @@ fn resolve_in(root: &Root, path: &str, cwd: &impl Fn() -> Option<String>) -> Opt
 /// The interpreter a `#!` file names, and whether the line has an argument;
 /// None for anything else (or a file we cannot read). `name` is the file's
 /// real path, noted in `reads` before the open (retracted if it fails).
-fn shebang(file: &OwnedFd, name: &str, reads: &InsideExecs) -> Option<(String, bool)> {
+fn shebang(file: &OwnedFd, name: &str, reads: &InsideExecs) -> Option<(String, Option<String>)> {
     reads.note(name);
     let f = match resolve::reopen(file, libc::O_RDONLY) {
         Ok(f) => f,
@@ -197,7 +210,7 @@ fn shebang(file: &OwnedFd, name: &str, reads: &InsideExecs) -> Option<(String, b
 /// runs up to a space, tab or NUL; whatever follows on the line, trimmed, is
 /// one optional argument. A line with no newline in the first 256 bytes
 /// counts only if the interpreter's name ends within them.
-pub fn parse_shebang(buf: &[u8]) -> Option<(String, bool)> {
+pub fn parse_shebang(buf: &[u8]) -> Option<(String, Option<String>)> {
     let buf = &buf[..buf.len().min(BINPRM_BUF)];
     let rest = buf.strip_prefix(b"#!")?;
     let spacetab = |c: &u8| *c == b' ' || *c == b'\t';
@@ -221,9 +234,15 @@ pub fn parse_shebang(buf: &[u8]) -> Option<(String, bool)> {
         .position(terminator)
         .unwrap_or(name_and_rest.len());
     let name = &name_and_rest[..name_len];
-    let has_arg = name_and_rest.get(name_len).is_some_and(|c| *c != 0)
-        && name_and_rest[name_len..].iter().any(|c| !spacetab(c));
-    Some((String::from_utf8_lossy(name).into_owned(), has_arg))
+    let after = &name_and_rest[name_len..];
+    let arg = match after.first() {
+        Some(0) | None => None,
+        Some(_) => {
+            let from = after.iter().position(|c| !spacetab(c));
+            from.map(|f| String::from_utf8_lossy(&after[f..]).into_owned())
+        }
+    };
+    Some((String::from_utf8_lossy(name).into_owned(), arg))
 }
 
 /// Why an exec stop is refused (enforce) or flagged (alert).
@@ -462,6 +481,19 @@ fn check(
                     ),
                 ));
             }
+            let argv = crate::procfs::read_cmdline(pid);
+            if s.prefix.is_empty() || argv.get(..s.path_index) != Some(&s.prefix[..]) {
+                // The task ran the interpreter itself, with arguments of its
+                // own before the script's path (`sh -s script` reads stdin).
+                return Err(refuse(
+                    Kind::Unverifiable,
+                    format!(
+                        "{NOT_CHECKED} ({} run with arguments of its own, not as the kernel runs {})",
+                        loaded_name(pid, None),
+                        t.program
+                    ),
+                ));
+            }
             match script_in_argv(pid, s.path_index) {
                 Ok(i) if i == t.ident => {}
                 Ok(_) => {
@@ -571,17 +603,21 @@ mod tests {
     #[test]
     fn shebang_lines_are_read_as_the_kernel_reads_them() {
         let p = |s: &[u8]| parse_shebang(s);
-        assert_eq!(p(b"#!/bin/sh\necho"), Some(("/bin/sh".into(), false)));
-        assert_eq!(p(b"#! /bin/sh  \n"), Some(("/bin/sh".into(), false)));
+        let arg = |s: &str| Some(s.to_string());
+        assert_eq!(p(b"#!/bin/sh\necho"), Some(("/bin/sh".into(), None)));
+        assert_eq!(p(b"#! /bin/sh  \n"), Some(("/bin/sh".into(), None)));
         assert_eq!(
             p(b"#!/usr/bin/env python3 -u\n"),
-            Some(("/usr/bin/env".into(), true))
+            Some(("/usr/bin/env".into(), arg("python3 -u")))
         );
-        assert_eq!(p(b"#!\t/bin/sh\t-e\t\n"), Some(("/bin/sh".into(), true)));
-        assert_eq!(p(b"#!/bin/sh\0junk\n"), Some(("/bin/sh".into(), false)));
+        assert_eq!(
+            p(b"#!\t/bin/sh\t-e\t\n"),
+            Some(("/bin/sh".into(), arg("-e")))
+        );
+        assert_eq!(p(b"#!/bin/sh\0junk\n"), Some(("/bin/sh".into(), None)));
         assert_eq!(
             p(b"#!relative/interp\n"),
-            Some(("relative/interp".into(), false))
+            Some(("relative/interp".into(), None))
         );
         for not in [&b"\x7fELF"[..], b"#/bin/sh\n", b"#!\n", b"#!   \n", b""] {
             assert_eq!(p(not), None, "{:?}", String::from_utf8_lossy(not));
@@ -589,7 +625,8 @@ mod tests {
         // No newline in 256 bytes: only if the name ends within them.
         let mut long = b"#!/bin/sh ".to_vec();
         long.resize(300, b'x');
-        assert_eq!(p(&long), Some(("/bin/sh".into(), true)));
+        // The line is the buffer less its last byte: 253 bytes after "#!".
+        assert_eq!(p(&long), Some(("/bin/sh".into(), arg(&"x".repeat(245)))));
         let mut cut = b"#!/".to_vec();
         cut.resize(300, b'x');
         assert_eq!(p(&cut), None);
@@ -772,7 +809,8 @@ mod tests {
             t.script,
             Some(Script {
                 interpreter: Some(sh),
-                path_index: 1
+                path_index: 1,
+                prefix: vec!["/bin/sh".into()],
             })
         );
         let run = start(&s, &[], "/bin/sh");
@@ -793,6 +831,22 @@ mod tests {
             Verdict::Kill(r) => assert!(r.reason.contains("another script"), "{}", r.reason),
             v => panic!("{v:?}"),
         }
+        // The interpreter run by the task itself, the script's path where
+        // the kernel would put it but argv[0] of its own: killed. With
+        // `#!/bin/sh -e`, `sh -s SCRIPT` would read commands from stdin.
+        let mut direct = Command::new("/bin/sh");
+        std::os::unix::process::CommandExt::arg0(&mut direct, "sh");
+        let direct = Running(direct.arg(&s).spawn().unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while crate::procfs::read_cmdline(direct.0.id() as i32).len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "exec not done");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        tickets.approve(direct.0.id() as i32, t.clone());
+        match tickets.verify(&stop(direct.0.id()), &model, Mode::Enforce) {
+            Verdict::Kill(r) => assert!(r.reason.contains("arguments of its own"), "{}", r.reason),
+            v => panic!("{v:?}"),
+        }
         // A script ticket for a task that runs a plain program: killed.
         let run2 = start(Path::new("/usr/bin/sleep"), &["30"], "/usr/bin/sleep");
         tickets.approve(run2.0.id() as i32, t);
@@ -800,6 +854,24 @@ mod tests {
             tickets.verify(&stop(run2.0.id()), &model, Mode::Enforce),
             Verdict::Kill(_)
         ));
+    }
+
+    #[test]
+    fn nested_interpreters_give_the_argv_the_kernel_writes() {
+        // s runs through mid (`#!MID -x`), which runs through /bin/sh (`#!/bin/sh -e`):
+        // the kernel's argv is /bin/sh -e MID -x s ...
+        let dir = tempfile::tempdir().unwrap();
+        let (s, mid) = (dir.path().join("s"), dir.path().join("mid"));
+        std::fs::write(&mid, "#!/bin/sh -e\n").unwrap();
+        std::fs::write(&s, format!("#!{} -x\n", mid.display())).unwrap();
+        let script = ticket_for(&s).script.unwrap();
+        let want: Vec<String> = vec![
+            "/bin/sh".into(),
+            "-e".into(),
+            mid.to_string_lossy().into_owned(),
+            "-x".into(),
+        ];
+        assert_eq!((script.path_index, script.prefix), (4, want));
     }
 
     #[test]
