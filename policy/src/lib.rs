@@ -143,6 +143,8 @@ pub enum ReachOf {
     /// process group or a user; `io` says ioprio's numbering (1, 2, 3) over
     /// setpriority's (0, 1, 2).
     Which { which: u8, who: u8, io: bool },
+    /// A process group this argument names to join (`setpgid`'s pgid).
+    Group(u8),
 }
 
 /// How a send names its destination.
@@ -934,6 +936,17 @@ pub const RULES: &[Rule] = &[
         (0, u32::MAX),
         D::Limits,
         "another process's limits: nfguard's own must not be lowered",
+    ),
+    // A task in a process group of nfguard's reaches it with kill(0) and
+    // setpriority(PRIO_PGRP, 0), which name the group the kernel finds at
+    // the call: joining one is refused, so the caller's group is never
+    // nfguard's. Notified when a group is named (setpgid(x, 0) makes one).
+    notify_if(
+        libc::SYS_setpgid,
+        "setpgid",
+        (1, u32::MAX),
+        D::Reaches(ReachOf::Group(1)),
+        "joining a process group of nfguard's: kill(0) would reach it",
     ),
     // Other processes, by pid: nfguard's own must be out of reach.
     notify(

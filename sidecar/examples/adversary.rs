@@ -837,6 +837,17 @@ fn run(args: &[String]) {
             wait_status(writer);
             t.print("race-shm");
         }
+        "join-group" => {
+            // Into the keeper's process group: from there, kill(0) and
+            // setpriority(PRIO_PGRP, 0) reach nfguard's processes, and a
+            // thread that joins and leaves it races the check of those calls.
+            let group = unsafe { libc::getpgid(libc::getppid()) };
+            say("join-group", unsafe {
+                libc::syscall(libc::SYS_setpgid, 0, group)
+            });
+            let now = unsafe { libc::getpgid(0) };
+            println!("join-group in-keepers-group={}", u8::from(now == group));
+        }
         "race-script" => {
             // A learned script and, under a path of the same length, its
             // interpreter: the race makes the kernel load the interpreter

@@ -3416,6 +3416,30 @@ fn c5_a_port_learned_on_loopback_is_not_served_on_every_address() {
 }
 
 #[test]
+fn c1_the_workload_cannot_join_nfguards_process_group() {
+    // kill(0) and setpriority(PRIO_PGRP, 0) name the caller's group as the
+    // kernel finds it at the call: a thread that moves the process into the
+    // keeper's group after the check makes them reach nfguard (the
+    // supervisor was killed so). Joining that group is refused in every mode.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c1_the_workload_cannot_join_nfguards_process_group");
+    let lab = Lab::new();
+    let cmd = lab.adv(&["join-group"]);
+    lab.learn(&cmd);
+    spec.both(
+        &lab,
+        &cmd,
+        &|| {},
+        &|r| !(r.has("join-group errno=1") && r.has("in-keepers-group=0")),
+        &[Id::Syscall("setpgid")],
+        true,
+    );
+    spec.finish();
+}
+
+#[test]
 fn c5_ip_options_that_source_route_are_refused() {
     // setsockopt(IP_OPTIONS) with a loose source route sends every packet of
     // the socket through a hop of the caller's choosing, learned peers'

@@ -201,6 +201,8 @@ pub enum Reach {
         which: i32,
         who: i32,
     },
+    /// A process group to join (`setpgid`).
+    Group(i32),
 }
 
 /// A signal call: whom it names, and the signal.
@@ -357,6 +359,7 @@ pub fn decode(rule: &Rule, args: &[u64; 6]) -> Option<Call> {
                     who: int(a(who)),
                 }
             }
+            ReachOf::Group(i) => Reach::Group(int(a(i))),
         }),
         Decoder::Limits => Call::Limits {
             pid: int(a(0)),

@@ -166,6 +166,12 @@ pub fn reaches(
                 .then(|| format!("every process of uid {uid}, nfguard's among them"))
         }
         Reach::Which { .. } => None,
+        // 0: a group named by the caller's pid, which is not nfguard's.
+        Reach::Group(group) => (group != 0 && (scope.nfguard_group)(group)).then(|| {
+            format!(
+                "process group {group}, which holds nfguard's processes (kill(0) would reach them)"
+            )
+        }),
     };
     if let Some(who) = who {
         req.forbid(format!("{syscall} of {who}"));
