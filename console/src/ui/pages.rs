@@ -479,9 +479,9 @@ pub(crate) async fn model(
                         td { span class={"origin o-" (s(&it["origin"]))} { (s(&it["origin"])) } @if let Some(by) = it["added_by"].as_str() { br; small { "by " (by) } } }
                         td { (s(&it["status"])) }
                         td.num { (text(&it["hits"])) }
-                        td { small { (text(&it["first_seen"])) } }
-                        td { small { (text(&it["last_seen"])) } }
-                        td { @for p in it["pods"].as_array().into_iter().flatten() { div { small { (s(&p["pod"])) " ×" (text(&p["hits"])) " " (text(&p["first_seen"])) " – " (text(&p["last_seen"])) } } } }
+                        td { (when(&it["first_seen"])) }
+                        td { (when(&it["last_seen"])) }
+                        td { @for p in it["pods"].as_array().into_iter().flatten() { div { small { (s(&p["pod"])) " ×" (text(&p["hits"])) " " } (when(&p["first_seen"])) small { " – " } (when(&p["last_seen"])) } } }
                         @if c.may_operate() {
                             td { form method="post" action={(model_url(&id)) "/rules/" (text(&it["id"])) "/delete"} { (hidden(&c)) button type="submit" aria-label={"Remove " (s(&it["describe"]))} { "Remove" } } }
                         }
@@ -510,6 +510,16 @@ pub(crate) async fn model(
         }
     };
     page(&c, StatusCode::OK, &text(&w["name"]), "", body)
+}
+
+/// An RFC 3339 time, short (month-day and time of day), the whole of it in the element.
+fn when(v: &Value) -> Markup {
+    let t = text(v);
+    let short = match (t.get(5..10), t.get(11..19)) {
+        (Some(d), Some(h)) => format!("{d} {h}"),
+        _ => t.clone(),
+    };
+    html! { time datetime=(t) title=(t) { small { (short) } } }
 }
 
 fn cap(t: &str) -> String {
