@@ -450,7 +450,7 @@ async fn the_ui_shows_the_radar_the_model_and_the_attack_and_only_an_operator_ap
         .await
         .unwrap();
     let t = body_text(&b).await;
-    assert!(t.contains(&format!("{peer}")) && t.contains("8805"), "{t}");
+    assert!(t.contains(&peer) && t.contains("8805"), "{t}");
     b.goto(&c.url(&ui(SMF))).await.unwrap();
     let rows = b
         .find_all(Locator::Css("table.items tr[data-kind='process']"))
