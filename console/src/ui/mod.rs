@@ -135,12 +135,9 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    let pairs = s.as_bytes().chunks(2);
+    let bytes: Option<Vec<u8>> = pairs
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok().filter(|p| p.len() == 2)?, 16).ok())
         .collect();
     String::from_utf8(bytes?).ok()
 }
