@@ -364,7 +364,12 @@ async fn login(b: &Client, c: &Console, token: &str) {
         .click()
         .await
         .unwrap();
-    let who = b.find(Locator::Css(".who")).await.expect("logged in");
+    // A click returns before the next page has loaded: wait for it (WebDriver's own wait).
+    let who = b
+        .wait()
+        .for_element(Locator::Css(".who"))
+        .await
+        .expect("logged in");
     assert!(!who.text().await.unwrap().is_empty());
 }
 
@@ -484,6 +489,10 @@ async fn the_ui_shows_the_radar_the_model_and_the_attack_and_only_an_operator_ap
         .click()
         .await
         .unwrap();
+    b.wait()
+        .for_element(Locator::Css("ol.timeline"))
+        .await
+        .expect("the incident's page");
     let mut lines = Vec::new();
     for li in b
         .find_all(Locator::Css("ol.timeline li .cmd"))
@@ -517,6 +526,10 @@ async fn the_ui_shows_the_radar_the_model_and_the_attack_and_only_an_operator_ap
         .click()
         .await
         .unwrap();
+    b.wait()
+        .for_element(Locator::Css("section.lifecycle .badge.s-active"))
+        .await
+        .expect("the model view after the approve shows the model active");
     let lc = b
         .find(Locator::Css("section.lifecycle"))
         .await
