@@ -217,6 +217,7 @@ pub(crate) async fn overview(
                             @for ct in w["containers"].as_array().into_iter().flatten() {
                                 div {
                                     (text(&ct["container"])) ": " (badge(s(&ct["state"])))
+                                    @if ct["state"] == "active" { " in " strong { (text(&ct["mode"])) } }
                                     " " small { (text(&ct["detail"])) }
                                 }
                             }
