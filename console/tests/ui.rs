@@ -94,6 +94,10 @@ struct Console {
 
 impl Console {
     fn start() -> Console {
+        Console::start_with(&[])
+    }
+
+    fn start_with(flags: &[&str]) -> Console {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("admin"), ADMIN).unwrap();
         std::fs::write(dir.path().join("join"), format!("{JOIN} core/*/*\n")).unwrap();
@@ -111,6 +115,7 @@ impl Console {
             .arg("--join-token-file")
             .arg(dir.path().join("join"))
             .args(["--sync-interval", "200ms"])
+            .args(flags)
             .stderr(Stdio::null())
             .spawn()
             .expect("starting nfguard-console");
@@ -722,4 +727,64 @@ fn pages_are_escaped_framed_by_a_strict_policy_and_forms_need_their_csrf_token()
     );
     assert_eq!(s, 303);
     assert_eq!(state(&c, SMF), "active");
+}
+
+/// Behind an auth proxy: the header names the user, who has the configured
+/// role (here viewer: reads, and a forged approve is refused); without the
+/// header, the login form as before.
+#[test]
+fn an_auth_proxy_names_the_user_who_gets_the_configured_role() {
+    let c = Console::start_with(&[
+        "--auth-proxy-header",
+        "X-Forwarded-User",
+        "--auth-proxy-role",
+        "viewer",
+    ]);
+    let user = [("x-forwarded-user", "bob".to_string())];
+    let (s, page) = http("GET", &c.url("/ui/incidents"), &user, None);
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("bob (viewer)"), "{page}");
+    let (s, _) = http("GET", &c.url("/ui/incidents"), &[], None);
+    assert_eq!(s, 303, "no header: the login form");
+    // The CSRF cookie and its form token, then a viewer's approve: 403.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = rt
+        .block_on(client::request(
+            "GET".parse().unwrap(),
+            &c.url("/ui/"),
+            &user,
+            None,
+            None,
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    let cookie = a.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = String::from_utf8_lossy(&a.body).into_owned();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let (s, page) = http(
+        "POST",
+        &c.url(&format!("{}/approve", ui(SMF))),
+        &[
+            user[0].clone(),
+            ("cookie", cookie),
+            ("content-type", "application/x-www-form-urlencoded".into()),
+        ],
+        Some(format!("csrf={csrf}").into_bytes()),
+    );
+    assert_eq!(s, 403, "{page}");
+    assert!(page.contains("bob may not"), "{page}");
 }
