@@ -102,6 +102,10 @@ impl Console {
         std::fs::write(dir.path().join("admin"), ADMIN).unwrap();
         std::fs::write(dir.path().join("join"), format!("{JOIN} core/*/*\n")).unwrap();
         std::fs::write(dir.path().join("join-token"), JOIN).unwrap();
+        Console::spawn(dir, flags)
+    }
+
+    fn spawn(dir: tempfile::TempDir, flags: &[&str]) -> Console {
         let port = free_port();
         let child = Command::new(CONSOLE)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -119,12 +123,32 @@ impl Console {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting nfguard-console");
-        let c = Console { child, port, dir };
-        wait_for(30, "the console", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            (http("GET", &c.url("/healthz"), &[], None).0 == 200).then_some(())
+        let mut c = Console { child, port, dir };
+        // Up, or gone (another test took the free port first: a new one then).
+        let up = wait_for(30, "the console", || {
+            if c.child.try_wait().ok().flatten().is_some() {
+                return Some(false);
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let a = rt.block_on(client::request(
+                "GET".parse().unwrap(),
+                &c.url("/healthz"),
+                &[],
+                None,
+                None,
+                Duration::from_secs(5),
+            ));
+            a.ok().filter(|a| a.status == 200).map(|_| true)
         });
-        c
+        if up {
+            return c;
+        }
+        let dir = std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap());
+        drop(c);
+        Console::spawn(dir, flags)
     }
 
     fn url(&self, path: &str) -> String {
