@@ -35,6 +35,8 @@ use crate::{radar, yaml};
 pub struct App {
     pub store: Store,
     pub auth: Auth,
+    /// How the web UI authenticates (see `ui`).
+    pub ui: crate::ui::Settings,
 }
 
 /// An error as the API answers it: a status and one sentence.
@@ -136,6 +138,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events/{id}/add-to-model", post(add_to_model))
         .route("/api/v1/tokens", get(tokens).post(create_token))
         .route("/api/v1/tokens/{name}", delete(delete_token))
+        .merge(crate::ui::routes())
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -203,7 +206,7 @@ struct WorkloadFilter {
 }
 
 /// Every workload with its containers' current models, its pods and open incidents.
-async fn workload_views(app: &App, only: Option<&str>) -> Result<Vec<Value>, ApiError> {
+pub(crate) async fn workload_views(app: &App, only: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let now = store::now_ms();
     let workloads = app.store.workload_rows().await?;
     let counts = app.store.item_counts().await?;
@@ -338,13 +341,13 @@ async fn workload(
 }
 
 #[derive(Deserialize, Default)]
-struct Which {
-    container: Option<String>,
-    digest: Option<String>,
+pub(crate) struct Which {
+    pub container: Option<String>,
+    pub digest: Option<String>,
     /// For diff: the other model's digest (default: the predecessor).
-    from: Option<String>,
+    pub from: Option<String>,
     /// For export: include hits, first and last seen, pods.
-    provenance: Option<bool>,
+    pub provenance: Option<bool>,
 }
 
 async fn pick(app: &App, id: &str, w: &Which) -> Result<ModelRow, ApiError> {
@@ -404,13 +407,18 @@ async fn model(
         )));
     }
     let w = query(q)?;
-    let m = pick(&app, &id, &w).await?;
+    ok(model_view(&app, &id, &w).await?)
+}
+
+/// The model view's JSON: lifecycle, items by tab with provenance, the diff's counts.
+pub(crate) async fn model_view(app: &App, id: &str, w: &Which) -> Result<Value, ApiError> {
+    let m = pick(app, id, w).await?;
     let items = app.store.items(m.id).await?;
     let prov = app.store.provenance(m.id).await?;
     let pred = match m.predecessor_id {
         Some(pid) => Some((
             app.store.model_by_id(pid).await?,
-            model_keys(&app, pid).await?,
+            model_keys(app, pid).await?,
         )),
         None => None,
     };
@@ -442,7 +450,7 @@ async fn model(
             "candidates": counts.get(store::CANDIDATE).copied().unwrap_or(0),
         })
     });
-    ok(json!({
+    Ok(json!({
         "workload_id": m.workload_id,
         "container": m.container,
         "model_id": m.id,
@@ -554,14 +562,14 @@ async fn model_import(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ActBody {
-    container: Option<String>,
-    digest: Option<String>,
-    reason: Option<String>,
+pub(crate) struct ActBody {
+    pub container: Option<String>,
+    pub digest: Option<String>,
+    pub reason: Option<String>,
     /// approve: also take the candidates into the model (default: yes for a new image's model).
-    include_candidates: Option<bool>,
+    pub include_candidates: Option<bool>,
     /// extend: by how long (`10m`).
-    by: Option<String>,
+    pub by: Option<String>,
 }
 
 async fn act(
@@ -576,6 +584,23 @@ async fn act(
         Some(b) => body(b)?,
         None => ActBody::default(),
     };
+    ok(act_as(app, &p, id, &b, kind).await?)
+}
+
+/// Approve, relearn or extend as `p` (an operator: the caller checked), recorded in the audit log.
+pub(crate) async fn act_as(
+    app: &App,
+    p: &Principal,
+    id: &str,
+    b: &ActBody,
+    kind: &str,
+) -> Result<Value, ApiError> {
+    if !p.has(Role::Operator) {
+        return Err(forbidden(format!(
+            "{} may not do this: it needs the operator role",
+            p.name()
+        )));
+    }
     let action = match kind {
         "approve" => Action::Approve,
         "relearn" => Action::Relearn,
@@ -604,7 +629,7 @@ async fn act(
             store::now_ms(),
         )
         .await?;
-    ok(
+    Ok(
         json!({"model_id": m.id, "state": m.lc.state.as_str(), "mode": m.lc.mode(), "detail": m.lc.detail(store::now_ms()), "version": m.version}),
     )
 }
@@ -827,6 +852,21 @@ async fn add_to_model(
     let id: i64 = id
         .parse()
         .map_err(|_| bad(format!("event id {id:?} is not a number")))?;
+    ok(add_event_to_model(&app, &p, id).await?)
+}
+
+/// The candidates event `id` is about become allow rules, recorded as `p`'s.
+pub(crate) async fn add_event_to_model(
+    app: &App,
+    p: &Principal,
+    id: i64,
+) -> Result<Value, ApiError> {
+    if !p.has(Role::Operator) {
+        return Err(forbidden(format!(
+            "{} may not do this: it needs the operator role",
+            p.name()
+        )));
+    }
     let (model_id, ev) = app.store.event(id).await?;
     let items = app.store.items(model_id).await?;
     let matched: Vec<&store::ItemRow> = items
@@ -853,7 +893,7 @@ async fn add_to_model(
             .await?;
         added.push(json!({"item_id": i.id, "entry": i.item, "describe": i.item.describe()}));
     }
-    ok(json!({"model_id": model_id, "added": added}))
+    Ok(json!({"model_id": model_id, "added": added}))
 }
 
 /// Does the sidecar's event describe this item? (exec: the program; network

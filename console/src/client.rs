@@ -35,10 +35,11 @@ pub fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'
     Ok(certs)
 }
 
-/// An answer: status and body.
+/// An answer: status, headers and body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -151,11 +152,16 @@ where
         .await
         .map_err(|e| format!("request failed: {e}"))?;
     let status = resp.status();
+    let headers = resp.headers().clone();
     let body = Limited::new(resp.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| format!("reading the answer: {e}"))?
         .to_bytes()
         .to_vec();
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }

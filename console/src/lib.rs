@@ -9,7 +9,8 @@
 //! - `api`: the HTTP API (axum) and `serve`: the listener, TLS, the ticker;
 //! - `yaml`: `kind: NfguardModel` documents (export, import, diff);
 //! - `radar`: the map of workloads and the peers their models talk to;
-//! - `client`: the small HTTP client of the CLI and the TokenReview.
+//! - `client`: the small HTTP client of the CLI and the TokenReview;
+//! - `ui`: the web UI's pages, on the same functions as the API.
 //!
 //! The sidecar's half (what it sends, how it spools and caches) is
 //! `nfguard_sidecar::console_link`; the wire types live there.
@@ -24,4 +25,5 @@ pub mod lifecycle;
 pub mod radar;
 pub mod serve;
 pub mod store;
+pub mod ui;
 pub mod yaml;

@@ -74,6 +74,14 @@ struct ServeArgs {
     /// The cluster's name in workload ids (for sidecars vouched for by the cluster).
     #[arg(long, default_value = "local")]
     cluster: String,
+    /// The web UI trusts this request header (for example X-Forwarded-User) as
+    /// the user's name. Only behind an auth proxy that sets it and strips it
+    /// from clients: whoever reaches the console directly could claim any name.
+    #[arg(long)]
+    auth_proxy_header: Option<String>,
+    /// The role of a user named by the auth proxy: viewer, operator or admin.
+    #[arg(long, default_value = "viewer", requires = "auth_proxy_header")]
+    auth_proxy_role: String,
 }
 
 #[derive(Args, Clone)]
@@ -212,6 +220,19 @@ async fn serve_main(a: ServeArgs) -> i32 {
     if tls.is_none() && !a.listen.ip().is_loopback() {
         usage(serve::ServeError::PlainOutsideLoopback { addr: a.listen }.to_string());
     }
+    let ui = nfguard_console::ui::Settings {
+        proxy_header: a.auth_proxy_header.as_deref().map(|h| {
+            axum::http::HeaderName::try_from(h)
+                .unwrap_or_else(|_| usage(format!("--auth-proxy-header {h:?}: not a header name")))
+        }),
+        proxy_role: nfguard_console::auth::Role::parse(&a.auth_proxy_role).unwrap_or_else(|| {
+            usage(format!(
+                "--auth-proxy-role {:?}: expected viewer, operator or admin",
+                a.auth_proxy_role
+            ))
+        }),
+        secure: tls.is_some(),
+    };
     let kube = match Kube::in_cluster(&a.cluster) {
         Some(Ok(k)) => Some(k),
         Some(Err(e)) => usage(format!("service account: {e}")),
@@ -256,6 +277,7 @@ async fn serve_main(a: ServeArgs) -> i32 {
     let app = Arc::new(App {
         store,
         auth: Auth::new(admin, join, kube),
+        ui,
     });
     let tick = a
         .sync_interval

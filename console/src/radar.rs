@@ -25,18 +25,51 @@ pub fn interface(protocol: &str, port: u16) -> Option<&'static str> {
     })
 }
 
-/// Nodes and edges from the workload views (api.rs) and the learned connects.
-pub fn build(workloads: &[Value], connects: &[(String, Item)]) -> Value {
-    let mut by_address: BTreeMap<String, String> = BTreeMap::new();
+/// Which workload a peer is: the one whose pods report its address; when
+/// several do (processes of one host, pods sharing a node's network), the one
+/// of them whose model serves the port; else none (drawn as external).
+fn resolve(
+    by_address: &BTreeMap<String, BTreeSet<String>>,
+    serves: &BTreeSet<(String, String, u16)>,
+    address: &str,
+    protocol: &str,
+    port: u16,
+) -> Option<String> {
+    let owners = by_address.get(address)?;
+    let serving: Vec<&String> = owners
+        .iter()
+        .filter(|w| serves.contains(&((*w).clone(), protocol.to_string(), port)))
+        .collect();
+    match (serving.as_slice(), owners.len()) {
+        ([one], _) => Some((*one).clone()),
+        (_, 1) => owners.iter().next().cloned(),
+        _ => None,
+    }
+}
+
+/// Nodes and edges from the workload views (api.rs) and the learned connect
+/// and listen items.
+pub fn build(workloads: &[Value], learned: &[(String, Item)]) -> Value {
+    let mut by_address: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for w in workloads {
         for p in w["pods"].as_array().into_iter().flatten() {
             for a in p["addresses"].as_array().into_iter().flatten() {
                 if let (Some(a), Some(id)) = (a.as_str(), w["id"].as_str()) {
-                    by_address.insert(a.to_string(), id.to_string());
+                    by_address
+                        .entry(a.to_string())
+                        .or_default()
+                        .insert(id.to_string());
                 }
             }
         }
     }
+    let serves: BTreeSet<(String, String, u16)> = learned
+        .iter()
+        .filter_map(|(w, i)| match i {
+            Item::Listen(l) => Some((w.clone(), l.protocol.clone(), l.port)),
+            _ => None,
+        })
+        .collect();
     let nodes: Vec<Value> = workloads
         .iter()
         .map(|w| {
@@ -49,12 +82,12 @@ pub fn build(workloads: &[Value], connects: &[(String, Item)]) -> Value {
         })
         .collect();
     let mut edges: BTreeSet<(String, String, String, String, u16)> = BTreeSet::new();
-    for (from, item) in connects {
+    for (from, item) in learned {
         let Item::Connect(c) = item else { continue };
         let loopback = c.address.starts_with("127.") || c.address == "::1";
-        let to = by_address.get(&c.address).cloned().unwrap_or_default();
-        if loopback && to.is_empty() {
-            continue; // inside the pod: not an edge between workloads
+        let to = resolve(&by_address, &serves, &c.address, &c.protocol, c.port).unwrap_or_default();
+        if (loopback && to.is_empty()) || to == *from {
+            continue; // inside the pod, or to itself: not an edge between workloads
         }
         edges.insert((
             from.clone(),
@@ -115,5 +148,35 @@ mod tests {
         );
         let ext = e.iter().find(|e| e["port"] == 443).unwrap();
         assert_eq!(ext["external"], true);
+    }
+
+    #[test]
+    fn workloads_on_one_address_are_told_apart_by_the_port_they_serve() {
+        let host =
+            |id: &str| json!({"id": id, "pods": [{"addresses": ["10.0.9.9"]}], "containers": []});
+        let ws = vec![host("l:core:deployment:smf"), host("l:core:deployment:upf")];
+        let connect = Item::Connect(PeerEntry {
+            exe: "/smf".into(),
+            protocol: "udp".into(),
+            address: "10.0.9.9".into(),
+            port: 8805,
+        });
+        let listen = Item::Listen(nfguard_sidecar::model::ListenEntry {
+            exe: "/upf".into(),
+            protocol: "udp".into(),
+            port: 8805,
+            address: None,
+        });
+        let r = build(
+            &ws,
+            &[
+                ("l:core:deployment:smf".into(), connect.clone()),
+                ("l:core:deployment:upf".into(), listen),
+            ],
+        );
+        assert_eq!(r["edges"][0]["to"], "l:core:deployment:upf", "{r}");
+        // Nobody serves the port: the peer is ambiguous, so external.
+        let r = build(&ws, &[("l:core:deployment:smf".into(), connect)]);
+        assert_eq!(r["edges"][0]["external"], true, "{r}");
     }
 }

@@ -1416,10 +1416,13 @@ impl Store {
             .collect())
     }
 
-    /// Learned connect items of every model not archived: (workload id, item).
+    /// Learned connect and listen items of every model not archived:
+    /// (workload id, item). The radar draws edges from the connects and tells
+    /// apart, by the ports they serve, workloads that share an address (the
+    /// pods of `nfguard run` on one host all report the host's).
     pub async fn connects(&self) -> Result<Vec<(String, Item)>> {
         let rows = sqlx::query(
-            "SELECT m.workload_id, i.item_key FROM items i JOIN models m ON m.id = i.model_id WHERE i.kind = 'connect' AND i.status = 'model' AND m.state <> 'archived'",
+            "SELECT m.workload_id, i.item_key FROM items i JOIN models m ON m.id = i.model_id WHERE i.kind IN ('connect', 'listen') AND i.status = 'model' AND m.state <> 'archived' ORDER BY m.workload_id, i.id",
         )
         .fetch_all(&self.read)
         .await
