@@ -837,6 +837,16 @@ fn run(args: &[String]) {
             wait_status(writer);
             t.print("race-shm");
         }
+        "exec-as-option" => {
+            // A learned script exec'd under a name that begins with '-' (a
+            // link in DIR): the kernel writes `INTERP NAME ARGS`, and the
+            // interpreter takes NAME for an option (`sh -c ARGS`).
+            let (dir, name) = (cs(&a(1)), cs(&a(2)));
+            unsafe { libc::chdir(dir.as_ptr()) };
+            let text = cs("echo FORBIDDEN-RAN pid=$$; exit 42");
+            let argv = [name.as_ptr(), text.as_ptr(), std::ptr::null()];
+            say("exec-as-option", exec(name.as_ptr(), &argv));
+        }
         "join-group" => {
             // Into the keeper's process group: from there, kill(0) and
             // setpriority(PRIO_PGRP, 0) reach nfguard's processes, and a

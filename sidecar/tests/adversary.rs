@@ -1654,6 +1654,32 @@ fn c2_a_scripts_interpreter_run_with_arguments_of_its_own_is_not_the_script() {
 }
 
 #[test]
+fn c2_a_script_run_under_a_name_that_is_an_option_is_not_the_script() {
+    // execve("-c", {"x", TEXT}) of a link to a learned `#!/bin/sh` script:
+    // the kernel itself writes `/bin/sh -c TEXT`, the argv the exec stop
+    // expects, and the shell runs TEXT. No race is needed.
+    if !can_run() {
+        return;
+    }
+    let mut spec = Spec::new("c2_a_script_run_under_a_name_that_is_an_option_is_not_the_script");
+    let lab = Lab::new();
+    let script = lab.file("learned.sh", "#!/bin/sh\nexit 0\n", 0o755);
+    let dir = lab.mkdir("w");
+    std::os::unix::fs::symlink(&script, lab.path("w/plain")).unwrap();
+    std::os::unix::fs::symlink(&script, lab.path("w/-c")).unwrap();
+    lab.learn(&lab.adv(&["exec-as-option", &dir, "plain"]));
+    spec.both(
+        &lab,
+        &lab.adv(&["exec-as-option", &dir, "-c"]),
+        &|| {},
+        &|r| r.has("FORBIDDEN-RAN"),
+        &[Id::Kind("unverifiable")],
+        false,
+    );
+    spec.finish();
+}
+
+#[test]
 fn c2_a_child_made_untraced_cannot_exec_unchecked() {
     // clone(CLONE_UNTRACED) makes a child the keeper's tracing does not
     // follow: its execs pass the seccomp check and are never stopped, so

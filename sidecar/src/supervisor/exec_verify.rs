@@ -494,6 +494,18 @@ fn check(
                     ),
                 ));
             }
+            if argv.get(s.path_index).is_some_and(|a| a.starts_with('-')) {
+                // execve("-c", ...) of a link to the script: the kernel
+                // writes `/bin/sh -c ARGS`, and the interpreter takes the
+                // script's name for an option and runs the task's text.
+                return Err(refuse(
+                    Kind::Unverifiable,
+                    format!(
+                        "{NOT_CHECKED} ({} run under a name that begins with '-', which the interpreter takes for an option)",
+                        t.program
+                    ),
+                ));
+            }
             match script_in_argv(pid, s.path_index) {
                 Ok(i) if i == t.ident => {}
                 Ok(_) => {
@@ -845,6 +857,24 @@ mod tests {
         tickets.approve(direct.0.id() as i32, t.clone());
         match tickets.verify(&stop(direct.0.id()), &model, Mode::Enforce) {
             Verdict::Kill(r) => assert!(r.reason.contains("arguments of its own"), "{}", r.reason),
+            v => panic!("{v:?}"),
+        }
+        // The script run under the name `-c` (a link in the cwd): the kernel
+        // writes `/bin/sh -c ARGS`, the shell runs ARGS. Killed.
+        let dash_c = Running(
+            Command::new("/bin/sh")
+                .args(["-c", "sleep 30"])
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while crate::procfs::read_cmdline(dash_c.0.id() as i32).len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "exec not done");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        tickets.approve(dash_c.0.id() as i32, t.clone());
+        match tickets.verify(&stop(dash_c.0.id()), &model, Mode::Enforce) {
+            Verdict::Kill(r) => assert!(r.reason.contains("begins with '-'"), "{}", r.reason),
             v => panic!("{v:?}"),
         }
         // A script ticket for a task that runs a plain program: killed.
