@@ -77,8 +77,14 @@ struct ServeArgs {
     /// The web UI trusts this request header (for example X-Forwarded-User) as
     /// the user's name. Only behind an auth proxy that sets it and strips it
     /// from clients: whoever reaches the console directly could claim any name.
-    #[arg(long)]
+    #[arg(long, requires = "auth_proxy_secret_file")]
     auth_proxy_header: Option<String>,
+    /// A file holding the secret the auth proxy sends in the
+    /// `Nfguard-Proxy-Secret` header with every request: the user header is
+    /// believed only with it (the console's port is also the sidecars', so
+    /// code inside a monitored pod can always reach it directly).
+    #[arg(long, requires = "auth_proxy_header")]
+    auth_proxy_secret_file: Option<PathBuf>,
     /// The role of a user named by the auth proxy: viewer, operator or admin.
     #[arg(long, default_value = "viewer", requires = "auth_proxy_header")]
     auth_proxy_role: String,
@@ -230,6 +236,19 @@ async fn serve_main(a: ServeArgs) -> i32 {
                 "--auth-proxy-role {:?}: expected viewer, operator or admin",
                 a.auth_proxy_role
             ))
+        }),
+        proxy_secret: a.auth_proxy_secret_file.as_deref().map(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_else(|e| {
+                usage(format!("--auth-proxy-secret-file {}: {e}", f.display()))
+            });
+            let secret = text.trim();
+            if secret.len() < 32 {
+                usage(format!(
+                    "--auth-proxy-secret-file {}: the secret must be at least 32 characters",
+                    f.display()
+                ));
+            }
+            nfguard_console::ui::proxy_secret_digest(secret)
         }),
         secure: tls.is_some(),
     };

@@ -758,18 +758,39 @@ fn pages_are_escaped_framed_by_a_strict_policy_and_forms_need_their_csrf_token()
 /// header, the login form as before.
 #[test]
 fn an_auth_proxy_names_the_user_who_gets_the_configured_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-secret-only-the-proxy-and-the-console-know";
+    let secret_file = dir.path().join("proxy.secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let c = Console::start_with(&[
         "--auth-proxy-header",
         "X-Forwarded-User",
         "--auth-proxy-role",
         "viewer",
+        "--auth-proxy-secret-file",
+        secret_file.to_str().unwrap(),
     ]);
-    let user = [("x-forwarded-user", "bob".to_string())];
+    let user = [
+        ("x-forwarded-user", "bob".to_string()),
+        ("nfguard-proxy-secret", secret.to_string()),
+    ];
     let (s, page) = http("GET", &c.url("/ui/incidents"), &user, None);
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("bob (viewer)"), "{page}");
     let (s, _) = http("GET", &c.url("/ui/incidents"), &[], None);
     assert_eq!(s, 303, "no header: the login form");
+    // Straight to the console's port (as code in a monitored pod can): the
+    // user header without the proxy's secret, or with a wrong one, is nobody.
+    for forged in [
+        vec![user[0].clone()],
+        vec![
+            user[0].clone(),
+            ("nfguard-proxy-secret", "guess".to_string()),
+        ],
+    ] {
+        let (s, _) = http("GET", &c.url("/ui/incidents"), &forged, None);
+        assert_eq!(s, 303, "{forged:?} must not be believed");
+    }
     // The CSRF cookie and its form token, then a viewer's approve: 403.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -804,11 +825,28 @@ fn an_auth_proxy_names_the_user_who_gets_the_configured_role() {
         &c.url(&format!("{}/approve", ui(SMF))),
         &[
             user[0].clone(),
-            ("cookie", cookie),
+            user[1].clone(),
+            ("cookie", cookie.clone()),
             ("content-type", "application/x-www-form-urlencoded".into()),
         ],
         Some(format!("csrf={csrf}").into_bytes()),
     );
     assert_eq!(s, 403, "{page}");
     assert!(page.contains("bob may not"), "{page}");
+    // The same form sent from a sibling site's page (same-site, which
+    // SameSite=Strict lets through): refused before anything else.
+    let (s, page) = http(
+        "POST",
+        &c.url(&format!("{}/approve", ui(SMF))),
+        &[
+            user[0].clone(),
+            user[1].clone(),
+            ("cookie", cookie),
+            ("sec-fetch-site", "same-site".into()),
+            ("content-type", "application/x-www-form-urlencoded".into()),
+        ],
+        Some(format!("csrf={csrf}").into_bytes()),
+    );
+    assert_eq!(s, 403, "{page}");
+    assert!(page.contains("another site"), "{page}");
 }

@@ -17,10 +17,12 @@
 //!   so a token deleted through the API ends its sessions at once, and no
 //!   session state lives outside the database (several consoles can serve one
 //!   database);
-//! - **an auth proxy** (`--auth-proxy-header X-Forwarded-User`): the header
-//!   names the user, who gets `--auth-proxy-role`. Only behind a proxy that
-//!   sets (and strips from clients) that header: anyone who can reach the
-//!   console directly could claim any name.
+//! - **an auth proxy** (`--auth-proxy-header X-Forwarded-User` with
+//!   `--auth-proxy-secret-file`): the header names the user, who gets
+//!   `--auth-proxy-role`, when the request also carries the proxy's secret in
+//!   `Nfguard-Proxy-Secret` (the console's port is the sidecars' too: code in
+//!   a monitored pod reaches it directly, and without the secret its header
+//!   is ignored). The proxy must also strip the user header from clients.
 //!
 //! CSRF: every POST form carries a token derived from a random per-browser
 //! cookie (`nfguard_csrf`, `HttpOnly`, `SameSite=Strict`); a POST whose token
@@ -51,6 +53,9 @@ pub struct Settings {
     pub proxy_header: Option<HeaderName>,
     /// `--auth-proxy-role`: the role of a user the proxy names.
     pub proxy_role: Role,
+    /// `--auth-proxy-secret-file`: the digest of the secret the proxy sends
+    /// in [`PROXY_SECRET`]; the user header counts only with it.
+    pub proxy_secret: Option<[u8; 32]>,
     /// Served over HTTPS: cookies get `Secure`.
     pub secure: bool,
 }
@@ -60,12 +65,23 @@ impl Default for Settings {
         Settings {
             proxy_header: None,
             proxy_role: Role::Viewer,
+            proxy_secret: None,
             secure: false,
         }
     }
 }
 
 const SESSION: &str = "nfguard_session";
+/// The header the auth proxy proves itself with.
+pub const PROXY_SECRET: &str = "nfguard-proxy-secret";
+/// The longest token the login form takes (a service-account JWT is a few KiB).
+const TOKEN_MAX: usize = 8192;
+
+/// What is kept of the proxy's secret, and compared: its SHA-256 (equal
+/// digests, compared whole, say nothing of where two secrets differ).
+pub fn proxy_secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
 const CSRF: &str = "nfguard_csrf";
 
 /// The security headers of every page.
@@ -204,7 +220,13 @@ pub(crate) async fn ctx(app: &App, headers: &HeaderMap) -> Ctx {
         }
     };
     let mut who = None;
-    if let Some(h) = &app.ui.proxy_header {
+    let from_proxy = app.ui.proxy_secret.is_some_and(|want| {
+        headers
+            .get(PROXY_SECRET)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|s| proxy_secret_digest(s.trim()) == want)
+    });
+    if let Some(h) = app.ui.proxy_header.as_ref().filter(|_| from_proxy) {
         if let Some(user) = headers.get(h).and_then(|v| v.to_str().ok()) {
             let user = user.trim();
             if !user.is_empty() {
@@ -241,6 +263,9 @@ pub(crate) async fn post_ctx(
     form_csrf: &str,
 ) -> Result<(Ctx, Principal), Response> {
     let c = ctx(app, headers).await;
+    if let Some(why) = cross_origin(headers) {
+        return Err(pages::error_page(&c, StatusCode::FORBIDDEN, why));
+    }
     if c.set_csrf.is_some() || form_csrf != c.csrf {
         return Err(pages::error_page(
             &c,
@@ -252,6 +277,28 @@ pub(crate) async fn post_ctx(
         Some(p) => Ok((c, p)),
         None => Err(Redirect::to("/ui/login").into_response()),
     }
+}
+
+/// Why a POST is not from one of the console's own pages, as the browser
+/// says it: `Sec-Fetch-Site` other than same-origin (a sibling subdomain or
+/// port is same-site, which `SameSite=Strict` lets through, and which could
+/// plant a CSRF cookie of its own), or an `Origin` naming another host.
+fn cross_origin(headers: &HeaderMap) -> Option<&'static str> {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        if site != "same-origin" && site != "none" {
+            return Some("this form was sent from another site's page");
+        }
+    }
+    // `Origin: null` is what a browser sends for a form of a page served
+    // with `Referrer-Policy: no-referrer` (ours): it says nothing.
+    if let (Some(origin), Some(host)) = (get("origin").filter(|o| *o != "null"), get("host")) {
+        let named = origin.split_once("://").map_or(origin, |(_, h)| h);
+        if named != host {
+            return Some("this form was sent from another origin's page");
+        }
+    }
+    None
 }
 
 #[derive(Deserialize, Default)]
@@ -283,6 +330,9 @@ async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let c = ctx(&app, &headers).await;
+    if let Some(why) = cross_origin(&headers) {
+        return pages::error_page(&c, StatusCode::FORBIDDEN, why);
+    }
     if c.set_csrf.is_some() || f.csrf != c.csrf {
         return pages::error_page(
             &c,
@@ -291,6 +341,9 @@ async fn login(
         );
     }
     let token = f.token.trim();
+    if token.len() > TOKEN_MAX {
+        return pages::error_page(&c, StatusCode::BAD_REQUEST, "that token is too long");
+    }
     match app
         .auth
         .authenticate(&app.store, Some(&format!("Bearer {token}")))

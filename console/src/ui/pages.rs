@@ -113,8 +113,8 @@ pub(crate) fn login_page(c: &Ctx, failed: bool, proxy: Option<&str>) -> Markup {
         html! {
             h1 { "Log in" }
             @if failed { p.error role="alert" { "That token is not valid for the console." } }
-            @if let Some(h) = proxy {
-                p.note { "This console also accepts users named by the auth proxy's " code { (h) } " header." }
+            @if proxy.is_some() {
+                p.note { "This console also accepts users named by its auth proxy." }
             }
             form.login method="post" action="/ui/login" {
                 input type="hidden" name="csrf" value=(c.csrf);
