@@ -213,6 +213,27 @@ fn flip_forever(buf: *mut u8, a: &[u8], b: &[u8]) -> ! {
     }
 }
 
+/// A MAP_SHARED page holding `a`, and a forked process that flips it
+/// between `a` and `b` forever: it shares the page, not the address space.
+fn shared_flipper(a: &str, b: &str) -> (*mut u8, i32) {
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as *mut u8;
+    unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), page, a.len()) };
+    let writer = unsafe { libc::fork() };
+    if writer == 0 {
+        flip_forever(page, a.as_bytes(), b.as_bytes());
+    }
+    (page, writer)
+}
+
 /// Tallies of a race: what each exec attempt turned into.
 #[derive(Default)]
 struct Tally {
@@ -807,21 +828,7 @@ fn run(args: &[String]) {
             // The proof "single-threaded and no process shares its mm" misses a
             // MAP_SHARED page: a forked writer shares the page, not the mm.
             let (ok, bad, n, secs) = race_args(args);
-            let page = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    4096,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            } as *mut u8;
-            unsafe { std::ptr::copy_nonoverlapping(ok.as_ptr(), page, ok.len()) };
-            let writer = unsafe { libc::fork() };
-            if writer == 0 {
-                flip_forever(page, ok.as_bytes(), bad.as_bytes());
-            }
+            let (page, writer) = shared_flipper(&ok, &bad);
             let mut t = Tally::default();
             let deadline = Instant::now() + Duration::from_secs(secs);
             while t.attempts < n && Instant::now() < deadline {
@@ -865,21 +872,7 @@ fn run(args: &[String]) {
             // where the kernel would (`sh -s SCRIPT`), so the interpreter
             // reads its commands from our stdin instead.
             let (script, interp, n, secs) = race_args(args);
-            let page = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    4096,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            } as *mut u8;
-            unsafe { std::ptr::copy_nonoverlapping(script.as_ptr(), page, script.len()) };
-            let writer = unsafe { libc::fork() };
-            if writer == 0 {
-                flip_forever(page, script.as_bytes(), interp.as_bytes());
-            }
+            let (page, writer) = shared_flipper(&script, &interp);
             let (sh, dash_s, path) = (cs("sh"), cs("-s"), cs(&script));
             let mut t = Tally::default();
             let deadline = Instant::now() + Duration::from_secs(secs);
@@ -913,21 +906,7 @@ fn run(args: &[String]) {
             // keeper's tracing options do not follow them, so no exec stop
             // ever checks what the kernel loaded after the seccomp check.
             let (ok, bad, n, secs) = race_args(args);
-            let page = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    4096,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            } as *mut u8;
-            unsafe { std::ptr::copy_nonoverlapping(ok.as_ptr(), page, ok.len()) };
-            let writer = unsafe { libc::fork() };
-            if writer == 0 {
-                flip_forever(page, ok.as_bytes(), bad.as_bytes());
-            }
+            let (page, writer) = shared_flipper(&ok, &bad);
             let mut t = Tally::default();
             let deadline = Instant::now() + Duration::from_secs(secs);
             let flags = (libc::CLONE_UNTRACED | libc::SIGCHLD) as u64;

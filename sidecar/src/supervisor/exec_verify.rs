@@ -670,6 +670,17 @@ mod tests {
         r
     }
 
+    /// `cmd` started, once its new argv (of `args` entries at least) is in place.
+    fn spawned(cmd: &mut Command, args: usize) -> Running {
+        let r = Running(cmd.spawn().unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while crate::procfs::read_cmdline(r.0.id() as i32).len() < args {
+            assert!(std::time::Instant::now() < deadline, "exec not done");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        r
+    }
+
     fn ticket_for(path: &Path) -> Ticket {
         let fd = resolve::open_path(path.to_str().unwrap(), 0).unwrap();
         let root = Root::of(std::process::id() as i32).unwrap();
@@ -848,12 +859,7 @@ mod tests {
         // `#!/bin/sh -e`, `sh -s SCRIPT` would read commands from stdin.
         let mut direct = Command::new("/bin/sh");
         std::os::unix::process::CommandExt::arg0(&mut direct, "sh");
-        let direct = Running(direct.arg(&s).spawn().unwrap());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while crate::procfs::read_cmdline(direct.0.id() as i32).len() < 2 {
-            assert!(std::time::Instant::now() < deadline, "exec not done");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let direct = spawned(direct.arg(&s), 2);
         tickets.approve(direct.0.id() as i32, t.clone());
         match tickets.verify(&stop(direct.0.id()), &model, Mode::Enforce) {
             Verdict::Kill(r) => assert!(r.reason.contains("arguments of its own"), "{}", r.reason),
@@ -861,17 +867,7 @@ mod tests {
         }
         // The script run under the name `-c` (a link in the cwd): the kernel
         // writes `/bin/sh -c ARGS`, the shell runs ARGS. Killed.
-        let dash_c = Running(
-            Command::new("/bin/sh")
-                .args(["-c", "sleep 30"])
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while crate::procfs::read_cmdline(dash_c.0.id() as i32).len() < 3 {
-            assert!(std::time::Instant::now() < deadline, "exec not done");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let dash_c = spawned(Command::new("/bin/sh").args(["-c", "sleep 30"]), 3);
         tickets.approve(dash_c.0.id() as i32, t.clone());
         match tickets.verify(&stop(dash_c.0.id()), &model, Mode::Enforce) {
             Verdict::Kill(r) => assert!(r.reason.contains("begins with '-'"), "{}", r.reason),
