@@ -36,7 +36,7 @@ pub struct App {
     pub store: Store,
     pub auth: Auth,
     /// How the web UI authenticates (see `ui`).
-    pub ui: crate::ui::Settings,
+    pub ui: crate::ui::settings::Settings,
 }
 
 /// An error as the API answers it: a status and one sentence.
@@ -114,7 +114,8 @@ async fn need(app: &App, headers: &HeaderMap, role: Role) -> Result<Principal, A
     Ok(p)
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// The API's routes, with `pages` (the web UI's) beside them on one state.
+pub fn router(app: Arc<App>, pages: Router<Arc<App>>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/sync", post(sync))
@@ -138,7 +139,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events/{id}/add-to-model", post(add_to_model))
         .route("/api/v1/tokens", get(tokens).post(create_token))
         .route("/api/v1/tokens/{name}", delete(delete_token))
-        .merge(crate::ui::routes())
+        .merge(pages)
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,

@@ -122,7 +122,7 @@ pub async fn run(
     tls: Option<Tls>,
     tick: Duration,
 ) {
-    let router = crate::api::router(Arc::clone(&app));
+    let router = crate::api::router(Arc::clone(&app), crate::ui::routes());
     // The ticker: promotions on time and archiving, for models no sidecar syncs.
     {
         let app = Arc::clone(&app);

@@ -31,6 +31,9 @@
 //! approve is a 403), and the pages do not offer a viewer the buttons.
 
 mod pages;
+pub mod settings;
+
+pub use settings::{proxy_secret_digest, Settings, PROXY_SECRET};
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
@@ -46,42 +49,10 @@ use std::sync::Arc;
 use crate::api::App;
 use crate::auth::{Principal, Role};
 
-/// How the UI authenticates (from `serve`'s flags).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `--auth-proxy-header`: trust this header's value as the user's name.
-    pub proxy_header: Option<HeaderName>,
-    /// `--auth-proxy-role`: the role of a user the proxy names.
-    pub proxy_role: Role,
-    /// `--auth-proxy-secret-file`: the digest of the secret the proxy sends
-    /// in [`PROXY_SECRET`]; the user header counts only with it.
-    pub proxy_secret: Option<[u8; 32]>,
-    /// Served over HTTPS: cookies get `Secure`.
-    pub secure: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            proxy_header: None,
-            proxy_role: Role::Viewer,
-            proxy_secret: None,
-            secure: false,
-        }
-    }
-}
-
 const SESSION: &str = "nfguard_session";
-/// The header the auth proxy proves itself with.
-pub const PROXY_SECRET: &str = "nfguard-proxy-secret";
 /// The longest token the login form takes (a service-account JWT is a few KiB).
 const TOKEN_MAX: usize = 8192;
 
-/// What is kept of the proxy's secret, and compared: its SHA-256 (equal
-/// digests, compared whole, say nothing of where two secrets differ).
-pub fn proxy_secret_digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
 const CSRF: &str = "nfguard_csrf";
 
 /// The security headers of every page.
