@@ -579,6 +579,23 @@ fn nonempty(v: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// For a POST only an operator may make: the caller, or the page saying why not.
+async fn operator_ctx(
+    app: &App,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(Ctx, Principal), Response> {
+    let (c, p) = post_ctx(app, headers, csrf).await?;
+    if !p.has(crate::auth::Role::Operator) {
+        return Err(error_page(
+            &c,
+            StatusCode::FORBIDDEN,
+            &format!("{} may not do this: it needs the operator role", p.name()),
+        ));
+    }
+    Ok((c, p))
+}
+
 pub(crate) async fn act(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -652,17 +669,10 @@ pub(crate) async fn delete_rule(
     Path((id, item)): Path<(String, String)>,
     Form(f): Form<ActForm>,
 ) -> Response {
-    let (c, p) = match post_ctx(&app, &headers, &f.csrf).await {
+    let (c, p) = match operator_ctx(&app, &headers, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !p.has(crate::auth::Role::Operator) {
-        return error_page(
-            &c,
-            StatusCode::FORBIDDEN,
-            &format!("{} may not do this: it needs the operator role", p.name()),
-        );
-    }
     let Ok(item) = item.parse::<i64>() else {
         return error_page(&c, StatusCode::BAD_REQUEST, "the item id is not a number");
     };
@@ -933,17 +943,10 @@ pub(crate) async fn incident_state(
     Path(id): IdPath,
     Form(f): Form<StateForm>,
 ) -> Response {
-    let (c, p) = match post_ctx(&app, &headers, &f.csrf).await {
+    let (c, p) = match operator_ctx(&app, &headers, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !p.has(crate::auth::Role::Operator) {
-        return error_page(
-            &c,
-            StatusCode::FORBIDDEN,
-            &format!("{} may not do this: it needs the operator role", p.name()),
-        );
-    }
     let Ok(n) = id.parse::<i64>() else {
         return error_page(
             &c,
