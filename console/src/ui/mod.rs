@@ -227,6 +227,22 @@ pub(crate) async fn ctx(app: &App, headers: &HeaderMap) -> Ctx {
     }
 }
 
+/// Why a form may not be acted on, as a page: sent from another site's
+/// page, or with a CSRF token that is not the one of this browser's cookie.
+fn refused_form(c: &Ctx, headers: &HeaderMap, form_csrf: &str) -> Option<Response> {
+    if let Some(why) = cross_origin(headers) {
+        return Some(pages::error_page(c, StatusCode::FORBIDDEN, why));
+    }
+    if c.set_csrf.is_some() || form_csrf != c.csrf {
+        return Some(pages::error_page(
+            c,
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match this browser's: reload the page and try again",
+        ));
+    }
+    None
+}
+
 /// For a POST: the caller, with the form's CSRF token checked against the cookie's.
 pub(crate) async fn post_ctx(
     app: &App,
@@ -234,15 +250,8 @@ pub(crate) async fn post_ctx(
     form_csrf: &str,
 ) -> Result<(Ctx, Principal), Response> {
     let c = ctx(app, headers).await;
-    if let Some(why) = cross_origin(headers) {
-        return Err(pages::error_page(&c, StatusCode::FORBIDDEN, why));
-    }
-    if c.set_csrf.is_some() || form_csrf != c.csrf {
-        return Err(pages::error_page(
-            &c,
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match this browser's: reload the page and try again",
-        ));
+    if let Some(r) = refused_form(&c, headers, form_csrf) {
+        return Err(r);
     }
     match c.who.clone() {
         Some(p) => Ok((c, p)),
@@ -301,15 +310,8 @@ async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let c = ctx(&app, &headers).await;
-    if let Some(why) = cross_origin(&headers) {
-        return pages::error_page(&c, StatusCode::FORBIDDEN, why);
-    }
-    if c.set_csrf.is_some() || f.csrf != c.csrf {
-        return pages::error_page(
-            &c,
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match this browser's: reload the page and try again",
-        );
+    if let Some(r) = refused_form(&c, &headers, &f.csrf) {
+        return r;
     }
     let token = f.token.trim();
     if token.len() > TOKEN_MAX {
