@@ -506,7 +506,7 @@ fn check(
                     ),
                 ));
             }
-            match script_in_argv(pid, s.path_index) {
+            match script_in_argv(pid, &argv, s.path_index) {
                 Ok(i) if i == t.ident => {}
                 Ok(_) => {
                     return Err(refuse(
@@ -527,11 +527,10 @@ fn check(
 }
 
 /// The identity of the script the kernel handed to the interpreter: the path
-/// at `index` of the new argv, as the kernel wrote it (`/dev/fd/N[/path]`
-/// for execveat on a directory fd).
-fn script_in_argv(pid: i32, index: usize) -> io::Result<Ident> {
+/// at `index` of task `pid`'s new `argv` (read once by the caller), as the
+/// kernel wrote it (`/dev/fd/N[/path]` for execveat on a directory fd).
+fn script_in_argv(pid: i32, argv: &[String], index: usize) -> io::Result<Ident> {
     let notfound = || io::Error::from_raw_os_error(libc::ENOENT);
-    let argv = crate::procfs::read_cmdline(pid);
     let path = argv.get(index).ok_or_else(notfound)?;
     if let Some(rest) = path.strip_prefix("/dev/fd/") {
         let (fd, tail) = rest.split_once('/').unwrap_or((rest, ""));
